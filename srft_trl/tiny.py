@@ -1,0 +1,152 @@
+"""A tiny local model and tokenizer, built from nothing: the embedded default and the test fixture.
+
+Nothing here touches the network. The tokenizer is byte level with no merges (every ASCII
+character is one token) and is built with the `tokenizers` library; the model is a Qwen2
+architecture with random weights and a few hundred thousand parameters, so that the whole SRFT
+pipeline (generation, rewards, the SRFT loss, evaluation) runs on a laptop CPU in seconds.
+
+The chat template follows Qwen's `<|im_start|>role ... <|im_end|>` layout, so conversational
+prompts, `apply_chat_template(add_generation_prompt=True)` and the `<|im_end|>` end-of-turn token
+behave as they do for the real Qwen2.5 models the paper trains.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+PAD_TOKEN = "<|endoftext|>"
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+UNK_TOKEN = "<unk>"
+SPECIAL_TOKENS = [PAD_TOKEN, IM_START, IM_END, UNK_TOKEN]
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+# Qwen2's pre-tokenisation regex (the same text transformers' Qwen2Tokenizer uses).
+QWEN_SPLIT_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+
+def build_tiny_tokenizer():
+    """Return a byte-level `PreTrainedTokenizerFast` with a Qwen-style chat template.
+
+    The pipeline is Qwen2's (NFC, Qwen's split regex, byte-level BPE) with the 256 byte symbols
+    as the whole vocabulary and no merges, so every ASCII character is one token and the saved
+    tokenizer reloads identically through `AutoTokenizer` (which picks `Qwen2Tokenizer` for a
+    Qwen2 model). Ids are stable: the special tokens first, then the byte alphabet in sorted order.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
+    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab.setdefault(symbol, len(vocab))
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=None, fuse_unk=False, byte_fallback=False))
+    backend.normalizer = normalizers.NFC()
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_SPLIT_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(SPECIAL_TOKENS)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token=PAD_TOKEN,
+        eos_token=IM_END,
+        unk_token=UNK_TOKEN,
+        bos_token=None,
+        model_max_length=2048,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_tiny_model(
+    tokenizer=None,
+    *,
+    seed: int = 0,
+    hidden_size: int = 64,
+    num_hidden_layers: int = 2,
+    num_attention_heads: int = 4,
+    num_key_value_heads: int = 2,
+    intermediate_size: int = 128,
+    max_position_embeddings: int = 1024,
+):
+    """Return a randomly initialised `Qwen2ForCausalLM` sized for CPU tests (float32).
+
+    Args:
+        tokenizer: the tokenizer whose vocabulary the model covers; `build_tiny_tokenizer()` if None.
+        seed: torch seed used for the random initialisation, so two calls give identical weights.
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = tokenizer if tokenizer is not None else build_tiny_tokenizer()
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=num_attention_heads,
+        num_key_value_heads=num_key_value_heads,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = Qwen2ForCausalLM(config)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        do_sample=True,
+    )
+    return model
+
+
+def save_tiny_model(path: str | os.PathLike, *, seed: int = 0, **model_kwargs) -> Path:
+    """Build the tiny model and tokenizer and save both to `path`, atomically.
+
+    The files are written to a temporary sibling directory that is renamed into place, so a
+    reader never sees a half-written model. Returns the path.
+    """
+    path = Path(path)
+    tokenizer = build_tiny_tokenizer()
+    model = build_tiny_model(tokenizer, seed=seed, **model_kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def ensure_tiny_model(path: str | os.PathLike, *, seed: int = 0, **model_kwargs) -> Path:
+    """Return `path`, building the tiny model there first if no model is saved there yet."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        save_tiny_model(path, seed=seed, **model_kwargs)
+    return path
