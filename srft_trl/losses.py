@@ -1,0 +1,178 @@
+"""The SRFT objective as pure functions: tensors in, tensors out.
+
+Read next to Sec. 4 of the paper (arXiv 2506.19767). Shapes: `B` rows (completions) by `T` completion
+tokens. `logps` holds `log pi_theta(y_t | x, y_<t)` of the tokens actually present, `entropies` the
+entropy of `pi_theta(. | x, y_<t)` at each position, and `mask` marks the tokens a term acts on
+(1) versus padding or rows the term ignores (0). Every per-token loss is 0 where `mask` is 0.
+
+The three terms of Eq. 13 are returned per token; `aggregate` reduces any of them exactly the way
+TRL's `GRPOTrainer` reduces its own per-token loss for a given `loss_type`, so that all terms of the
+total loss share one normalisation.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# `loss_type`s whose GRPO reduction is a mean over rows of per-row token means (`grpo`, `sapo`), a
+# sum over tokens per row then a mean over rows (`luspo`), a token mean over the local micro-batch
+# (`bnpo`), a sum over a constant (`dr_grpo`), or a sum over the global token count (`dapo`...).
+_ROW_MEAN_LOSSES = ("grpo", "sapo")
+_GLOBAL_TOKEN_LOSSES = ("dapo", "cispo", "vespo")
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
+    """Mean of `values` where `mask` is 1 (0 where the mask is empty)."""
+    mask = mask.to(values.dtype)
+    if dim is None:
+        return (values * mask).sum() / mask.sum().clamp(min=1.0)
+    return (values * mask).sum(dim) / mask.sum(dim).clamp(min=1.0)
+
+
+def entropy_weight(
+    entropies: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    coef: float,
+    sign: int,
+    weighting: str,
+    granularity: str,
+    batch_entropy: torch.Tensor | None = None,
+    max_weight: float | None = None,
+) -> torch.Tensor:
+    """Per-token entropy-aware weight `coef * stop_grad(exp(sign * H))`, shape `(B, T)`.
+
+    `sign=-1` gives `w_SFT` (Eq. 8, `0.5 * exp(-H)`), `sign=+1` gives `w_RL` (Eq. 12, `0.1 * exp(H)`).
+
+    Args:
+        entropies: `(B, T)` per-token entropies (detached here: the weight is a stop-gradient).
+        mask: `(B, T)` tokens the weight applies to; `H` is averaged over them per `granularity`.
+        coef: the coefficient (`sft_coef` or `rl_coef`).
+        sign: -1 or +1, the sign of `H` in the exponent.
+        weighting: `"entropy"` for the formula above, `"constant"` for `coef` everywhere.
+        granularity: `"token"` (each token's entropy), `"sequence"` (mean over the row's masked tokens), or
+            `"batch"` (one scalar `batch_entropy`, or the mean over all masked tokens if not given).
+        batch_entropy: the global mean entropy to use for `"batch"` (e.g. reduced across processes).
+        max_weight: optional clamp on the weight.
+    """
+    if weighting == "constant":
+        weight = torch.full_like(entropies, float(coef), dtype=torch.float32)
+    elif weighting == "entropy":
+        entropies = entropies.detach().float()
+        if granularity == "token":
+            entropy = entropies
+        elif granularity == "sequence":
+            entropy = masked_mean(entropies, mask, dim=-1).unsqueeze(-1).expand_as(entropies)
+        elif granularity == "batch":
+            scalar = batch_entropy if batch_entropy is not None else masked_mean(entropies, mask)
+            entropy = scalar.detach().float().expand_as(entropies)
+        else:
+            raise ValueError(f"Unknown entropy granularity {granularity!r}.")
+        weight = coef * torch.exp(sign * entropy)
+    else:
+        raise ValueError(f"Unknown weighting {weighting!r}.")
+    if max_weight is not None:
+        weight = weight.clamp(max=max_weight)
+    return weight * mask.to(weight.dtype)
+
+
+def sft_loss(logps: torch.Tensor, mask: torch.Tensor, w_sft: torch.Tensor) -> torch.Tensor:
+    """Eq. 8 per token: `w_SFT * -log pi_theta(y_t)` on demonstration tokens."""
+    return -w_sft * logps * mask
+
+
+def demo_rl_loss(
+    logps: torch.Tensor,
+    mask: torch.Tensor,
+    advantages: torch.Tensor,
+    *,
+    mode: str = "prob",
+    shaping_gamma: float = 0.1,
+) -> torch.Tensor:
+    """Eq. 9-10 per token with `pi_beta = 1` and no clipping: `-A_demo * r_t(theta)`.
+
+    With `pi_beta = 1` the importance ratio `r_t = pi_theta(y_t) / pi_beta(y_t)` is the probability
+    `p_t = pi_theta(y_t)` itself (`mode="prob"`, the paper). `mode="shaped"` uses LUFFY's policy
+    shaping `p_t / (p_t + gamma)`, which keeps the gradient of low-probability tokens from vanishing.
+
+    Args:
+        advantages: `(B,)` group advantages (Eq. 7) of each row, or `(B, T)`.
+    """
+    if advantages.dim() == 1:
+        advantages = advantages.unsqueeze(-1)
+    prob = torch.exp(logps)
+    if mode == "prob":
+        ratio = prob
+    elif mode == "shaped":
+        ratio = prob / (prob + shaping_gamma)
+    else:
+        raise ValueError(f"Unknown demo RL mode {mode!r}.")
+    return -advantages * ratio * mask
+
+
+def self_rollout_loss(
+    logps: torch.Tensor, mask: torch.Tensor, correct: torch.Tensor, w_rl: torch.Tensor
+) -> torch.Tensor:
+    """Eq. 12 per token: `w_RL * -log pi(y+_t)` on correct rollouts, `+log pi(y-_t)` on incorrect ones.
+
+    Args:
+        correct: `(B,)` bool, whether each row is a correct rollout (`y+`).
+        w_rl: `(B, T)` weight of the positive term (only read on correct rows).
+    """
+    coefficient = torch.where(correct.unsqueeze(-1), w_rl, torch.full_like(w_rl, -1.0))
+    return -coefficient * logps * mask
+
+
+def scale_positive_advantages(advantages: torch.Tensor, w_rl: torch.Tensor) -> torch.Tensor:
+    """`rollout_loss="grpo"`: multiply the advantage of rows with positive advantage by `w_RL`.
+
+    For the clipped GRPO surrogate `-min(r A, clip(r) A)`, scaling `A > 0` by `w > 0` scales the
+    loss of that token by `w`, so this is Eq. 12's weighting of the positive samples applied to the
+    GRPO objective.
+
+    Args:
+        advantages: `(B,)` group advantages.
+        w_rl: `(B,)` per-row weights, or `(B, T)` per-token weights (then the result is `(B, T)`).
+    """
+    if w_rl.dim() == 2 and advantages.dim() == 1:
+        advantages = advantages.unsqueeze(-1).expand_as(w_rl)
+    return torch.where(advantages > 0, advantages * w_rl, advantages)
+
+
+def aggregate(
+    per_token_loss: torch.Tensor,
+    mask: torch.Tensor,
+    loss_type: str,
+    *,
+    max_completion_length: int | None = None,
+    num_items_in_batch: torch.Tensor | float | None = None,
+    num_processes: int = 1,
+    gradient_accumulation_steps: int = 1,
+    steps_per_generation: int = 1,
+    training: bool = True,
+) -> torch.Tensor:
+    """Reduce a per-token loss to a scalar exactly as `GRPOTrainer._compute_loss` does for `loss_type`.
+
+    Hand-written because TRL inlines this reduction in `_compute_loss` rather than exposing it;
+    `tests/test_parity.py` checks it against the parent on the same tensors, so drift fails loudly.
+    `mask` must be the parent's loss mask over *all* rows of the micro-batch (rows a term does not
+    act on simply have a zero per-token loss), so every term shares the parent's normaliser.
+    The result is already divided for gradient accumulation, like the parent's loss.
+    """
+    mask = mask.to(per_token_loss.dtype)
+    accumulation = gradient_accumulation_steps if training else 1
+    if loss_type in _ROW_MEAN_LOSSES:
+        loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+        return loss / accumulation
+    if loss_type == "bnpo":
+        return (per_token_loss * mask).sum() / mask.sum().clamp(min=1.0) / accumulation
+    if loss_type == "dr_grpo":
+        return (per_token_loss * mask).sum() / (per_token_loss.size(0) * max_completion_length) / accumulation
+    if loss_type == "luspo":
+        return (per_token_loss * mask).sum(-1).mean() / accumulation
+    if loss_type in _GLOBAL_TOKEN_LOSSES:
+        normalizer = torch.as_tensor(num_items_in_batch, dtype=per_token_loss.dtype).clamp(min=1.0) / num_processes
+        if training:
+            normalizer = normalizer * gradient_accumulation_steps / steps_per_generation
+        return (per_token_loss * mask).sum() / normalizer
+    raise ValueError(f"Unknown loss type: {loss_type}")

@@ -1,0 +1,439 @@
+"""`SRFTTrainer`: TRL's `GRPOTrainer` with demonstrations in each group and the SRFT loss (Eq. 13).
+
+The subclass is glue over five narrow overrides, each calling the parent:
+
+* `_generate_and_score_completions`: decide which rows of the batch are demonstration slots, call
+  the parent, and attach per-row flags (`srft_row_kind`, `srft_correct`) as tensors so they survive
+  TRL's shuffling and splitting into micro-batches.
+* `_generate`: ask the generation backend (transformers, vLLM colocate or server) for the on-policy
+  rows only, then splice the tokenised demonstrations into their slots.
+* `_calculate_rewards`: demonstrations are scored by the same reward functions as rollouts (so the
+  group advantage of Eq. 7 covers the augmented group); dropped slots are made unscorable.
+* `_get_per_token_logps_and_entropies`: hands the log-probs and entropies of the parent's single
+  training forward pass to the SRFT terms (no second forward pass, no extra vocabulary-sized tensor).
+* `_compute_loss`: the parent computes its GRPO loss on the rollouts (with `w_RL` folded into the
+  advantages, or zero advantages when Eq. 12 replaces it); the SRFT terms are added, reduced with the
+  parent's own normaliser for `loss_type`.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import torch
+from accelerate.logging import get_logger
+from datasets import IterableDataset
+from transformers.utils import is_peft_available
+from trl import GRPOTrainer
+from trl.data_utils import is_conversational
+from trl.trainer.utils import get_config_model_id
+
+from .config import SRFTConfig
+from .demos import DemoSlot, demo_slot_mask, tokenize_demo, validate_rows
+from .losses import (
+    aggregate,
+    demo_rl_loss,
+    entropy_weight,
+    masked_mean,
+    scale_positive_advantages,
+    self_rollout_loss,
+    sft_loss,
+)
+
+logger = get_logger(__name__)
+
+# `srft_row_kind` values.
+ROLLOUT, DEMO, DROPPED = 0, 1, 2
+
+
+class SRFTTrainer(GRPOTrainer):
+    """Trainer for SRFT (Supervised Reinforcement Fine-Tuning), a drop-in replacement for `GRPOTrainer`.
+
+    Use it as `GRPOTrainer`, with an [`SRFTConfig`] and a training dataset that has a demonstration
+    column (`SRFTConfig.demo_column`, `"demo"` by default) beside `"prompt"`. Each group of
+    `num_generations` completions then holds `num_generations - num_demos` on-policy rollouts and
+    `num_demos` demonstrations of the same prompt, and the loss is Eq. 13 of the paper:
+
+        L = w_SFT * NLL(demo)                         (Eq. 8)
+          + sum_t -A_demo * pi_theta(y_t | demo)      (Eq. 9-10, pi_beta = 1, no clipping)
+          + w_RL * NLL(y+) + log pi_theta(y-)         (Eq. 12, on rollouts)
+
+    with `w_SFT = 0.5 * stop_grad(exp(-H))` and `w_RL = 0.1 * stop_grad(exp(H))`. See [`SRFTConfig`]
+    for every setting and the presets (`method="srft" | "luffy" | "grpo" | ...`).
+
+    Tools, environments and `rollout_func` are not supported together with demonstrations, nor are
+    vision-language models.
+
+    Example:
+
+    ```python
+    from srft_trl import SRFTConfig, SRFTTrainer
+    from srft_trl.rewards import math_accuracy_reward
+
+    trainer = SRFTTrainer(
+        model="Qwen/Qwen2.5-Math-1.5B",
+        reward_funcs=math_accuracy_reward,
+        args=SRFTConfig(output_dir="srft-run", num_generations=8, num_demos=1),
+        train_dataset=dataset,  # columns: prompt, demo, solution
+    )
+    trainer.train()
+    ```
+    """
+
+    _tag_names = ["trl", "srft"]
+    _name = "SRFT"
+    _paper = {
+        "title": "SRFT: A Single-Stage Method with Supervised and Reinforcement Fine-Tuning for Reasoning",
+        "id": "2506.19767",
+        # docstyle-ignore
+        "citation": textwrap.dedent("""\
+            @article{fu2025srft,
+                title        = {{SRFT: A Single-Stage Method with Supervised and Reinforcement Fine-Tuning for Reasoning}},
+                author       = {Yuqian Fu and Tinghong Chen and Jiajun Chai and Xihuai Wang and Songjun Tu and Guojun Yin and Wei Lin and Qichao Zhang and Yuanheng Zhu and Dongbin Zhao},
+                year         = 2025,
+                eprint       = {arXiv:2506.19767},
+            }"""),
+    }
+
+    def __init__(
+        self,
+        model,
+        reward_funcs=None,
+        args: SRFTConfig | None = None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        reward_processing_classes=None,
+        callbacks=None,
+        optimizers=(None, None),
+        quantization_config=None,
+        peft_config=None,
+        tools=None,
+        rollout_func=None,
+        environment_factory=None,
+    ):
+        if args is None:
+            model_name = model if isinstance(model, str) else get_config_model_id(model.config)
+            args = SRFTConfig(f"{model_name.split('/')[-1]}-SRFT")
+        elif not isinstance(args, SRFTConfig):
+            raise TypeError(
+                f"SRFTTrainer needs an SRFTConfig, got {type(args).__name__}. Build one with the same fields, e.g. "
+                "SRFTConfig(**{k: v for k, v in grpo_args.to_dict().items() if not k.startswith('_')})."
+            )
+        if args.uses_demos:
+            self._check_supported(tools, rollout_func, environment_factory, args)
+            self._check_dataset(train_dataset, args)
+        super().__init__(
+            model,
+            reward_funcs,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            reward_processing_classes=reward_processing_classes,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            quantization_config=quantization_config,
+            peft_config=peft_config,
+            tools=tools,
+            rollout_func=rollout_func,
+            environment_factory=environment_factory,
+        )
+        if args.uses_demos and self._is_vlm:
+            raise ValueError("SRFTTrainer supports text-only models; demonstrations for vision-language models are not supported.")
+        self._srft_slots: list[DemoSlot | None] | None = None  # demo slots of the generation batch in flight
+        self._srft_correct: torch.Tensor | None = None  # local correctness flags set while scoring
+        self._srft_on_forward = None  # callback receiving the training forward's log-probs and entropies
+        self._srft_warned_weight = False
+
+    # ------------------------------------------------------------------ checks before anything expensive
+
+    @staticmethod
+    def _check_supported(tools, rollout_func, environment_factory, args: SRFTConfig) -> None:
+        unsupported = {"tools": tools, "rollout_func": rollout_func, "environment_factory": environment_factory}
+        given = [name for name, value in unsupported.items() if value]
+        if given:
+            raise ValueError(
+                f"SRFTTrainer does not support {', '.join(given)} together with demonstrations (num_demos="
+                f"{args.num_demos}): a demonstration is a fixed completion, not a multi-turn rollout. Use "
+                "GRPOTrainer, or set num_demos=0."
+            )
+        if args.remove_unused_columns:
+            raise ValueError(
+                "SRFTConfig.remove_unused_columns=True would drop the demonstration column "
+                f"{args.demo_column!r} before it reaches the trainer; set it to False."
+            )
+        rows_per_process = args.per_device_train_batch_size * args.steps_per_generation
+        if rows_per_process * args.num_demos % args.num_generations:
+            raise ValueError(
+                f"per_device_train_batch_size * steps_per_generation ({rows_per_process}) times num_demos "
+                f"({args.num_demos}) must be divisible by num_generations ({args.num_generations}), so that every "
+                "process holds the same number of on-policy rows (the generation backends and TRL's collectives "
+                "need equal shares). Make the per-process generation batch a multiple of num_generations."
+            )
+
+    @staticmethod
+    def _check_dataset(train_dataset, args: SRFTConfig) -> None:
+        if train_dataset is None:
+            raise ValueError("SRFTTrainer needs a train_dataset with 'prompt' and demonstration columns.")
+        if isinstance(train_dataset, IterableDataset):
+            return  # rows are checked one by one as they are spliced in (see `_make_slot`)
+        missing = validate_rows(train_dataset, demo_column=args.demo_column)
+        if missing:
+            logger.warning(
+                f"{missing} of {len(train_dataset)} training rows have no demonstration in column "
+                f"{args.demo_column!r}; their demonstration slots are dropped (no loss, excluded from the group "
+                "baseline) and counted in the `srft/demos_dropped` metric."
+            )
+
+    # ------------------------------------------------------------------ generation: demos into their slots
+
+    def _make_slot(self, example: dict) -> DemoSlot:
+        return tokenize_demo(
+            example.get(self.args.demo_column),
+            self._tokenizer,
+            eos_token_ids=self.eos_token_ids,
+            max_length=self.max_completion_length,
+            overlength=self.args.demo_overlength,
+        )
+
+    def _generate_and_score_completions(self, inputs):
+        if not self.args.uses_demos:
+            return super()._generate_and_score_completions(inputs)
+        if self.model.training:
+            first_row = self.accelerator.process_index * len(inputs)
+            is_slot = demo_slot_mask(len(inputs), first_row, self.num_generations, self.args.num_demos)
+            self._srft_slots = [self._make_slot(x) if slot else None for x, slot in zip(inputs, is_slot)]
+        else:  # evaluation generates every completion, as GRPO does
+            self._srft_slots = [None] * len(inputs)
+        try:
+            output = super()._generate_and_score_completions(inputs)
+            kinds = [ROLLOUT if s is None else DROPPED if s.dropped else DEMO for s in self._srft_slots]
+        finally:
+            self._srft_slots = None
+        device = output["advantages"].device
+        output["srft_row_kind"] = torch.tensor(kinds, device=device)
+        output["srft_correct"] = self._srft_correct
+        return output
+
+    def _generate(self, prompts):
+        slots = self._srft_slots
+        if not slots or all(slot is None for slot in slots):
+            return super()._generate(prompts)
+        rollout_rows = [i for i, slot in enumerate(slots) if slot is None]
+        demo_rows = [i for i, slot in enumerate(slots) if slot is not None]
+        # The backend generates only the on-policy slots; vLLM server mode de-duplicates by this group size.
+        group_size, self.num_generations = self.num_generations, self.num_generations - self.args.num_demos
+        try:
+            generated = super()._generate([prompts[i] for i in rollout_rows])
+        finally:
+            self.num_generations = group_size
+        prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images = generated
+        demo_prompt_ids = self._tokenize_prompts([prompts[i] for i in demo_rows])[0]
+        conversational = is_conversational({"prompt": prompts[0]})
+
+        size = len(prompts)
+        merged_prompt_ids, merged_ids, merged_completions = [None] * size, [None] * size, [None] * size
+        merged_logprobs = [None] * size if logprobs is not None else None
+        for j, i in enumerate(rollout_rows):
+            merged_prompt_ids[i], merged_ids[i], merged_completions[i] = prompt_ids[j], completion_ids[j], completions[j]
+            if logprobs is not None:
+                merged_logprobs[i] = logprobs[j]
+        for j, i in enumerate(demo_rows):
+            slot = slots[i]
+            merged_prompt_ids[i], merged_ids[i] = list(demo_prompt_ids[j]), slot.ids
+            merged_completions[i] = [{"role": "assistant", "content": slot.text}] if conversational else slot.text
+            if logprobs is not None:  # no sampling log-probs: TRL reads None as NaN, i.e. no IS correction
+                merged_logprobs[i] = [None] * len(slot.ids)
+        merged_tool_mask = tool_mask
+        if any(slot is not None and slot.dropped for slot in slots):
+            # A dropped slot keeps its place (shapes and groups stay fixed) but none of its tokens is a loss token.
+            merged_tool_mask = [
+                [0] * len(ids) if slot is not None and slot.dropped else [1] * len(ids)
+                for ids, slot in zip(merged_ids, slots)
+            ]
+        self._log_completion_extra("is_demo", [slot is not None for slot in slots])
+        demo_lengths = [len(slots[i].ids) for i in demo_rows if not slots[i].dropped]
+        if demo_lengths:
+            self._metrics["train"]["srft/demo_length"].append(sum(demo_lengths) / len(demo_lengths))
+        return (
+            merged_prompt_ids,
+            merged_ids,
+            merged_tool_mask,
+            merged_completions,
+            merged_logprobs,
+            extra_fields,
+            images,
+            tool_images,
+        )
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        if not self.args.uses_demos:
+            return rewards_per_func
+        device = rewards_per_func.device
+        slots = self._srft_slots or [None] * len(prompts)
+        local_kinds = torch.tensor(
+            [ROLLOUT if s is None else DROPPED if s.dropped else DEMO for s in slots], device=device
+        )
+        kinds = self.accelerator.gather(local_kinds)
+        total = (rewards_per_func * self.reward_weights.to(device).unsqueeze(0)).nansum(dim=1)
+        correct = total >= self.args.correct_reward_threshold
+        start = self.accelerator.process_index * len(prompts)
+        self._srft_correct = correct[start : start + len(prompts)]
+
+        mode = "train" if self.model.training else "eval"
+        self._metrics[mode]["srft/reward_rollout"].append(total[kinds == ROLLOUT].mean().item())
+        if (kinds == DEMO).any():
+            self._metrics[mode]["srft/reward_demo"].append(total[kinds == DEMO].mean().item())
+        if mode == "train":
+            self._metrics[mode]["srft/demos_dropped"].append((kinds == DROPPED).sum().item())
+
+        excluded = kinds == DROPPED if self.args.demo_in_baseline else kinds != ROLLOUT
+        if excluded.any():  # NaN rows are left out of the group mean/std and get a zero advantage
+            rewards_per_func = rewards_per_func.masked_fill(excluded.unsqueeze(1), float("nan"))
+        return rewards_per_func
+
+    # ------------------------------------------------------------------ loss: the parent's forward, SRFT terms
+
+    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+        logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        if self._srft_on_forward is not None and torch.is_grad_enabled():
+            callback, self._srft_on_forward = self._srft_on_forward, None
+            callback(logps, entropies)
+        return logps, entropies, aux_loss
+
+    def _compute_loss(self, model, inputs):
+        if not self.args.uses_demos:
+            return super()._compute_loss(model, inputs)
+        args = self.args
+        mode = "train" if self.model.training else "eval"
+        completion_mask = inputs["completion_mask"]
+        mask = (completion_mask * inputs["tool_mask"] if "tool_mask" in inputs else completion_mask).float()
+        kinds = inputs["srft_row_kind"]
+        demo_mask = mask * (kinds == DEMO).unsqueeze(1)
+        rollout_mask = mask * (kinds == ROLLOUT).unsqueeze(1)
+        correct = inputs["srft_correct"] & (kinds == ROLLOUT)
+        advantages = inputs["advantages"]
+        parent_inputs = dict(inputs)
+        forward = {}
+
+        def on_forward(logps, entropies):
+            if entropies is None:
+                raise RuntimeError("GRPOTrainer's training forward no longer returns entropies; SRFT needs them.")
+            forward["logps"], forward["entropies"] = logps, entropies.detach()
+            w_rl = self._entropy_weight(entropies, rollout_mask, "rl")
+            forward["w_rl"] = w_rl
+            # The parent's GRPO loss acts on rollouts only: demonstrations get their own RL term below.
+            if args.rollout_loss == "grpo":
+                row_weight = w_rl if args.entropy_granularity == "token" and args.rl_weighting == "entropy" else (
+                    masked_mean(w_rl, rollout_mask, dim=-1)
+                )
+                scaled = scale_positive_advantages(advantages, row_weight)
+                is_rollout = (kinds == ROLLOUT).view(-1, *([1] * (scaled.dim() - 1)))
+                parent_inputs["advantages"] = torch.where(is_rollout, scaled, torch.zeros_like(scaled))
+            else:  # Eq. 12 replaces the GRPO policy term; KL, entropy bonus and aux losses still apply
+                parent_inputs["advantages"] = torch.zeros_like(advantages)
+
+        self._srft_on_forward = on_forward
+        try:
+            parent_loss = super()._compute_loss(model, parent_inputs)
+        finally:
+            self._srft_on_forward = None
+        if "logps" not in forward:
+            raise RuntimeError(
+                "SRFTTrainer did not receive the training forward pass from GRPOTrainer._compute_loss: the installed "
+                "TRL no longer calls _get_per_token_logps_and_entropies there. srft-trl is pinned to trl==1.16.*."
+            )
+        logps, entropies, w_rl = forward["logps"], forward["entropies"], forward["w_rl"]
+
+        reduce = self._aggregate_fn(inputs, mask)
+        terms = {}
+        if args.rollout_loss == "srft":
+            terms["rollout"] = reduce(self_rollout_loss(logps, rollout_mask, correct, w_rl))
+        w_sft = None
+        if args.sft_weighting != "off":
+            w_sft = self._entropy_weight(entropies, demo_mask, "sft")
+            terms["sft"] = reduce(sft_loss(logps, demo_mask, w_sft))
+        if args.demo_rl != "off":
+            terms["demo_rl"] = reduce(
+                demo_rl_loss(logps, demo_mask, advantages, mode=args.demo_rl, shaping_gamma=args.shaping_gamma)
+            )
+        loss = parent_loss + sum(terms.values()) if terms else parent_loss
+        if args.rollout_loss == "grpo":
+            terms["rollout"] = parent_loss
+        # Rows whose w_RL is applied: correct rollouts for Eq. 12, positive-advantage rollouts for GRPO.
+        positive = correct if args.rollout_loss == "srft" else (advantages > 0) & (kinds == ROLLOUT)
+        self._log_srft_metrics(mode, terms, entropies, demo_mask, rollout_mask, positive, w_sft, w_rl)
+        return loss
+
+    def _entropy_weight(self, entropies, mask, which: str) -> torch.Tensor:
+        args = self.args
+        weighting, coef, sign = (
+            (args.sft_weighting, args.sft_coef, -1) if which == "sft" else (args.rl_weighting, args.rl_coef, 1)
+        )
+        batch_entropy = None
+        if weighting == "entropy" and args.entropy_granularity == "batch":
+            local = torch.stack([(entropies.detach().float() * mask).sum(), mask.sum()])
+            total = self.accelerator.reduce(local, reduction="sum")
+            batch_entropy = total[0] / total[1].clamp(min=1.0)
+        return entropy_weight(
+            entropies,
+            mask,
+            coef=coef,
+            sign=sign,
+            weighting="constant" if weighting == "off" else weighting,
+            granularity=args.entropy_granularity,
+            batch_entropy=batch_entropy,
+            max_weight=args.max_entropy_weight,
+        )
+
+    def _aggregate_fn(self, inputs, mask):
+        training = self.model.training
+        kwargs = dict(
+            max_completion_length=self.max_completion_length,
+            num_items_in_batch=inputs.get("num_items_in_batch"),
+            num_processes=self.accelerator.num_processes,
+            gradient_accumulation_steps=self.current_gradient_accumulation_steps,
+            steps_per_generation=self.args.steps_per_generation,
+            training=training,
+        )
+        return lambda per_token_loss: aggregate(per_token_loss, mask, self.loss_type, **kwargs)
+
+    def _log_srft_metrics(self, mode, terms, entropies, demo_mask, rollout_mask, positive, w_sft, w_rl):
+        """Log the SRFT metrics, reduced over processes in one collective call."""
+        positive_mask = rollout_mask * positive.unsqueeze(1)
+        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
+        names = ["rollout", "sft", "demo_rl"]
+        stats = [
+            (entropies.float() * rollout_mask).sum(),
+            rollout_mask.sum(),
+            (entropies.float() * demo_mask).sum(),
+            demo_mask.sum(),
+            (w_rl * positive_mask).sum(),
+            positive_mask.sum(),
+            (w_sft * demo_mask).sum() if w_sft is not None else demo_mask.new_zeros(()),
+            demo_mask.sum(),
+            *[terms[n].detach().float() * accumulation if n in terms else demo_mask.new_zeros(()) for n in names],
+        ]
+        total = self.accelerator.reduce(torch.stack([s.float() for s in stats]), reduction="sum").tolist()
+        metrics = self._metrics[mode]
+        if total[1]:
+            metrics["srft/entropy_rollout"].append(total[0] / total[1])
+        if total[3]:
+            metrics["srft/entropy_demo"].append(total[2] / total[3])
+        if total[5]:
+            metrics["srft/w_rl"].append(total[4] / total[5])
+        if total[7] and w_sft is not None:
+            metrics["srft/w_sft"].append(total[6] / total[7])
+        for offset, name in enumerate(names):
+            if name in terms:
+                metrics[f"srft/loss_{name}"].append(total[8 + offset] / self.accelerator.num_processes)
+        max_w_rl = (w_rl * rollout_mask).max().item() if rollout_mask.any() else 0.0
+        if max_w_rl > 1.0 and not self._srft_warned_weight and self.args.rl_weighting == "entropy":
+            self._srft_warned_weight = True
+            logger.warning(
+                f"w_RL reached {max_w_rl:.3g} (> 1.0, the weight of the negative term of Eq. 12): the policy's entropy "
+                "is high, so exp(H) is large (it can reach the vocabulary size). Consider SRFTConfig.max_entropy_weight "
+                "to clamp it. This warning is shown once."
+            )
