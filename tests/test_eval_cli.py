@@ -1,0 +1,126 @@
+"""End-to-end tests of `srft-trl eval` (`srft_trl.eval.cli.main`) on the tiny local model.
+
+Benchmarks are read from local files written in their Hub schemas; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from srft_trl import tiny
+from srft_trl.eval.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return tiny.save_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture()
+def data_dir(tmp_path) -> Path:
+    data = tmp_path / "data"
+    write_jsonl(data / "aime24.jsonl", [
+        {"id": 60, "problem": "What is 2 + 2?", "solution": "", "answer": "4", "url": "", "year": "2024"},
+        {"id": 61, "problem": "What is 3 + 3?", "solution": "", "answer": "6", "url": "", "year": "2024"},
+    ])
+    write_jsonl(data / "math500.jsonl", [
+        {"problem": "Simplify 2/4.", "solution": "\\boxed{\\frac12}", "answer": "\\frac{1}{2}", "subject": "Algebra",
+         "level": 1, "unique_id": "test/algebra/1.json"},
+    ])
+    write_jsonl(data / "arc_c.jsonl", [
+        {"id": "Mercury_1", "question": "Which is a mammal?",
+         "choices": {"text": ["shark", "whale", "trout", "eel"], "label": ["A", "B", "C", "D"]}, "answerKey": "B"},
+        {"id": "NYSED_2", "question": "Which is a gas?",
+         "choices": {"text": ["iron", "water", "oxygen", "salt"], "label": ["1", "2", "3", "4"]}, "answerKey": "3"},
+    ])
+    return data
+
+
+def test_cli_end_to_end_writes_jsonl_summary_and_table(model_dir, data_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--model", str(model_dir), "--benchmarks", "aime24,math500,arc_c", "--data-dir", str(data_dir),
+            "--backend", "transformers", "--n", "2", "--max-new-tokens", "16", "--output-dir", str(out),
+            "--no-progress", "--seed", "3"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "aime24: avg@2 =" in printed and str(out) in printed
+
+    rows = [json.loads(line) for line in (out / "aime24.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and {row["sample_index"] for row in rows} == {0, 1}
+    assert {"prompt", "sample", "extracted", "gold", "math_verify", "oat", "correct"} <= set(rows[0])
+    assert "**Thought**" in rows[0]["prompt"]  # the paper's training template by default
+    mc = [json.loads(line) for line in (out / "arc_c.jsonl").read_text().splitlines()]
+    assert all(sorted(row["permutation"]) == [0, 1, 2, 3] for row in mc)
+    assert "math_verify" not in mc[0] and "choice" in mc[0]
+
+    summary = json.loads((out / "summary.json").read_text())
+    settings = summary["settings"]
+    assert (settings["temperature"], settings["top_p"], settings["max_new_tokens"]) == (0.6, 1.0, 16)
+    assert settings["template"] == "srft" and settings["backend"] == "transformers"
+    assert summary["benchmarks"]["aime24"]["n"] == 2 and summary["benchmarks"]["math500"]["num_items"] == 1
+    assert {"math_verify", "oat"} == set(summary["benchmarks"]["aime24"]["accuracy"])
+    assert 0.0 <= summary["benchmarks"]["aime24"]["grader_agreement"] <= 1.0
+    assert set(summary["averages"]) == {"in_distribution", "ood"}
+
+    table = (out / "results.md").read_text()
+    assert "| Model | AIME24 | AMC | MATH500 | Minerva | Olympiad | Avg. | ARC-C | GPQA-D | MMLU-Pro | Avg. |" in table
+    for paper_row in ("| Qwen2.5-Math |", "| LUFFY |", "| SRFT (paper) |"):
+        assert paper_row in table
+    assert f"| **{model_dir}** |" in table and "†" in table  # partial averages are flagged
+
+    # A second identical run is served from the cache and writes the same scores.
+    assert main(argv) == 0
+    again = json.loads((out / "summary.json").read_text())
+    assert again["benchmarks"] == summary["benchmarks"]
+
+
+def test_cli_defaults_follow_the_paper():
+    args = build_parser().parse_args(["--model", "m"])
+    assert (args.temperature, args.top_p, args.max_new_tokens) == (0.6, 1.0, 8192)
+    assert args.n is None and args.template == "srft" and args.think_policy == "auto"
+    assert args.benchmarks == ["aime24", "amc", "math500", "minerva", "olympiad", "arc_c", "gpqa_diamond", "mmlu_pro"]
+    args = build_parser().parse_args(["--model", "m", "--backend", "vllm", "--tensor-parallel-size", "4",
+                                      "--max-model-len", "16384", "--hf-overrides", '{"rope_theta": 40000}'])
+    assert args.tensor_parallel_size == 4 and args.hf_overrides == {"rope_theta": 40000}
+
+
+def test_cli_rejects_unknown_benchmarks_and_lists_the_known_ones(capsys):
+    with pytest.raises(SystemExit):
+        main(["--model", "m", "--benchmarks", "aime24,nonsense"])
+    assert main(["--list-benchmarks"]) == 0
+    listing = capsys.readouterr().out
+    assert "gpqa_diamond" in listing and "Idavidrein/gpqa" in listing and "n=32" in listing
+
+
+def test_cli_reads_single_files_and_other_templates(model_dir, data_dir, tmp_path):
+    out = tmp_path / "out"
+    assert main(["--model", str(model_dir), "--benchmarks", "arc_c", "--data", f"arc_c={data_dir / 'arc_c.jsonl'}",
+                 "--backend", "transformers", "--max-new-tokens", "8", "--template", "qwen_math",
+                 "--output-dir", str(out), "--no-progress", "--no-cache", "--no-shuffle"]) == 0
+    rows = [json.loads(line) for line in (out / "arc_c.jsonl").read_text().splitlines()]
+    assert "Please reason step by step" in rows[0]["prompt"]
+    assert [row["permutation"] for row in rows] == [[0, 1, 2, 3], [0, 1, 2, 3]]
+    assert not (out / "cache").exists()
+
+
+def test_python_dash_m_entry_point_without_importing_vllm():
+    result = subprocess.run([sys.executable, "-m", "srft_trl.eval", "--list-benchmarks"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "mmlu_pro" in result.stdout
+    check = "import sys, srft_trl.eval, srft_trl.eval.cli; assert 'vllm' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
