@@ -95,6 +95,15 @@ def test_cli_defaults_follow_the_paper():
     args = build_parser().parse_args(["--model", "m", "--backend", "vllm", "--tensor-parallel-size", "4",
                                       "--max-model-len", "16384", "--hf-overrides", '{"rope_theta": 40000}'])
     assert args.tensor_parallel_size == 4 and args.hf_overrides == {"rope_theta": 40000}
+    import importlib.util
+
+    import torch
+
+    from srft_trl.eval.backends import resolve_backend_name
+
+    has_vllm_gpu = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+    assert resolve_backend_name("auto") == ("vllm" if has_vllm_gpu else "transformers")
+    assert resolve_backend_name("transformers") == "transformers"
 
 
 def test_cli_rejects_unknown_benchmarks_and_lists_the_known_ones(capsys):
