@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job on the embedded default, from a clean checkout: SRFT on a tiny local model and the
+# shipped tiny arithmetic data, on CPU, printing held-out accuracy before and after training.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck disable=SC1091
+. "$ROOT/scripts/setup_env.sh"
+cd "$ROOT"
+srft-trl train --config recipes/srft_tiny_cpu.yaml "$@"
