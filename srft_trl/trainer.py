@@ -18,6 +18,7 @@ The subclass is glue over five narrow overrides, each calling the parent:
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import torch
@@ -28,6 +29,7 @@ from trl import GRPOTrainer
 from trl.data_utils import is_conversational
 from trl.trainer.utils import get_config_model_id
 
+from .checkpoints import last_complete_checkpoint, mark_complete
 from .config import SRFTConfig
 from .demos import DemoSlot, demo_slot_mask, tokenize_demo, validate_rows
 from .losses import (
@@ -145,6 +147,23 @@ class SRFTTrainer(GRPOTrainer):
         self._srft_correct: torch.Tensor | None = None  # local correctness flags set while scoring
         self._srft_on_forward = None  # callback receiving the training forward's log-probs and entropies
         self._srft_warned_weight = False
+
+    # ------------------------------------------------------------------ checkpoints read back whole
+
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        """`Trainer.train`, except that `resume_from_checkpoint=True` picks the newest *complete* checkpoint."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No complete checkpoint found in output_dir {self.args.output_dir!r} to resume from.")
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        self.accelerator.wait_for_everyone()  # every rank has written its RNG state and shards
+        if self.args.should_save:
+            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+            mark_complete(folder, self.state.global_step)
 
     # ------------------------------------------------------------------ checks before anything expensive
 
