@@ -353,3 +353,17 @@ def test_model_card_names_srft_and_the_paper(tmp_path, tiny_model, tiny_tokenize
     t.create_model_card(model_name="tiny-srft")
     card = (tmp_path / "out" / "README.md").read_text()
     assert "SRFT" in card and "2506.19767" in card and "srft" in card
+
+
+def test_buffered_generations_reused_across_steps_and_iterations(tmp_path, tiny_model, tiny_tokenizer):
+    """steps_per_generation > gradient_accumulation_steps and num_iterations > 1: the SRFT row flags
+    travel with TRL's shuffled, split and re-used generation buffer."""
+    t = trainer(tmp_path, tiny_model, tiny_tokenizer, per_device_train_batch_size=4, steps_per_generation=2,
+                num_iterations=2, max_steps=4)
+    generations = []
+    original = t._generate_and_score_completions
+    t._generate_and_score_completions = lambda inputs: generations.append(len(inputs)) or original(inputs)
+    t.train()
+    logs = [h for h in t.state.log_history if "loss" in h]
+    assert generations == [8]  # one generation batch of 8 rows feeds 2 steps x 2 iterations
+    assert len(logs) == 4 and all(math.isfinite(h["loss"]) and "srft/loss_sft" in h for h in logs)
