@@ -30,15 +30,18 @@ def demo_slot_mask(num_rows: int, first_row: int, num_generations: int, num_demo
 
 
 def demo_text(value) -> str | None:
-    """The demonstration as text: a string, or the content of the last message of a message list."""
-    if value is None:
-        return None
-    if isinstance(value, str):
+    """The demonstration as text: a string, or the content of the last message of a message list.
+
+    Returns None for a missing demonstration; raises `TypeError` for a value of another type (map-style
+    datasets are checked up front by `validate_rows`; rows of an iterable dataset are checked here).
+    """
+    if value is None or isinstance(value, str):
         return value
     if isinstance(value, (list, tuple)) and value and isinstance(value[-1], dict):
         content = value[-1].get("content")
-        return content if isinstance(content, str) else None
-    return None
+        if content is None or isinstance(content, str):
+            return content
+    raise TypeError(f"A demonstration must be a string or a list of messages, got {_preview(value)}.")
 
 
 @dataclass

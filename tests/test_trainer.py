@@ -367,3 +367,13 @@ def test_buffered_generations_reused_across_steps_and_iterations(tmp_path, tiny_
     logs = [h for h in t.state.log_history if "loss" in h]
     assert generations == [8]  # one generation batch of 8 rows feeds 2 steps x 2 iterations
     assert len(logs) == 4 and all(math.isfinite(h["loss"]) and "srft/loss_sft" in h for h in logs)
+
+
+def test_iterable_dataset_rows_are_checked_when_spliced(tmp_path, tiny_model, tiny_tokenizer):
+    from datasets import IterableDataset
+
+    rows = [{**row, "demo": [{"role": "assistant", "content": 42}]} for row in arithmetic_rows(8)]
+    stream = IterableDataset.from_generator(lambda: iter(rows))
+    t = trainer(tmp_path, tiny_model, tiny_tokenizer, stream, max_steps=1)  # no up-front pass over a stream
+    with pytest.raises(TypeError, match="must be a string or a list of messages"):
+        t.train()
