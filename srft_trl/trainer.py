@@ -381,9 +381,7 @@ class SRFTTrainer(GRPOTrainer):
         loss = parent_loss + sum(terms.values()) if terms else parent_loss
         if args.rollout_loss == "grpo":
             terms["rollout"] = parent_loss
-        # Rows whose w_RL is applied: correct rollouts for Eq. 12, positive-advantage rollouts for GRPO.
-        positive = correct if args.rollout_loss == "srft" else (advantages > 0) & (kinds == ROLLOUT)
-        self._log_srft_metrics(mode, terms, entropies, demo_mask, rollout_mask, positive, w_sft, w_rl)
+        self._log_srft_metrics(mode, terms, entropies, demo_mask, rollout_mask, w_sft, w_rl)
         return loss
 
     def _entropy_weight(self, entropies, mask, which: str) -> torch.Tensor:
@@ -419,9 +417,12 @@ class SRFTTrainer(GRPOTrainer):
         )
         return lambda per_token_loss: aggregate(per_token_loss, mask, self.loss_type, **kwargs)
 
-    def _log_srft_metrics(self, mode, terms, entropies, demo_mask, rollout_mask, positive, w_sft, w_rl):
-        """Log the SRFT metrics, reduced over processes in one collective call."""
-        positive_mask = rollout_mask * positive.unsqueeze(1)
+    def _log_srft_metrics(self, mode, terms, entropies, demo_mask, rollout_mask, w_sft, w_rl):
+        """Log the SRFT metrics, reduced over processes in one collective call.
+
+        `srft/w_rl` is the mean over all rollout tokens of the weight Eq. 12 gives a correct rollout (so
+        the curve exists from the first step, whether or not any rollout was correct yet).
+        """
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
         names = ["rollout", "sft", "demo_rl"]
         stats = [
@@ -429,8 +430,8 @@ class SRFTTrainer(GRPOTrainer):
             rollout_mask.sum(),
             (entropies.float() * demo_mask).sum(),
             demo_mask.sum(),
-            (w_rl * positive_mask).sum(),
-            positive_mask.sum(),
+            (w_rl * rollout_mask).sum(),
+            rollout_mask.sum(),
             (w_sft * demo_mask).sum() if w_sft is not None else demo_mask.new_zeros(()),
             demo_mask.sum(),
             *[terms[n].detach().float() * accumulation if n in terms else demo_mask.new_zeros(()) for n in names],

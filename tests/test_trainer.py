@@ -16,7 +16,7 @@ from srft_trl.trainer import DEMO, DROPPED, ROLLOUT
 # --------------------------------------------------------------------------------------------- presets
 
 EXPECTED_TERMS = {
-    "srft": {"srft/loss_sft", "srft/loss_demo_rl", "srft/loss_rollout", "srft/w_sft"},
+    "srft": {"srft/loss_sft", "srft/loss_demo_rl", "srft/loss_rollout", "srft/w_sft", "srft/w_rl"},
     "srft_no_wsft": {"srft/loss_sft", "srft/loss_demo_rl", "srft/loss_rollout", "srft/w_sft"},
     "srft_no_wrl": {"srft/loss_sft", "srft/loss_demo_rl", "srft/loss_rollout"},
     "luffy": {"srft/loss_demo_rl", "srft/loss_rollout"},
