@@ -1,0 +1,193 @@
+"""`srft-trl`: the command line of srft-trl.
+
+    srft-trl train --config recipes/srft_tiny_cpu.yaml [--accelerate_config fsdp2|zero3|ddp|PATH]
+                   [--num_processes N] [any recipe setting as --key value]
+    srft-trl eval --model PATH [...]        (srft_trl.eval.cli)
+    srft-trl analyze ...                    (srft_trl.analysis.cli, when installed)
+    srft-trl study ...                      (benchmarks.toy_study, from a source checkout)
+
+`train` works the way TRL's `trl grpo` does: the recipe and the command line are parsed first
+(unknown keys fail here, before anything is launched); options that belong to `accelerate launch`
+(`accelerate_config`, `num_processes`, ... in the recipe or on the command line) are handed to
+accelerate's launcher, which starts `python -m srft_trl.train` in every process. Without any
+launcher option the run happens in this process, so a YAML file alone is enough.
+
+`--accelerate_config` takes a path, a name from the repository's `recipes/accelerate/` (`ddp`,
+`fsdp2`, `zero3`, `multinode`, `cpu_2proc`), or a name TRL ships (`multi_gpu`, `zero2`, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+COMMANDS = {
+    "train": "train from a recipe (YAML): SRFT, GRPO, LUFFY, SFT, SFT-KL, ...",
+    "eval": "evaluate a model on the paper's benchmarks",
+    "analyze": "analyse checkpoints and training runs (srft_trl.analysis)",
+    "study": "run the toy study (benchmarks.toy_study, source checkout only)",
+}
+ACCELERATE_CONFIGS = Path(__file__).resolve().parents[1] / "recipes" / "accelerate"
+
+EPILOG = """examples:
+  srft-trl train --config recipes/srft_tiny_cpu.yaml
+  srft-trl train --config recipes/srft_qwen7b.yaml --accelerate_config fsdp2 --num_processes 8
+  srft-trl eval --model outputs/srft-qwen2.5-math-7b --benchmarks math500,aime24
+run `srft-trl COMMAND --help` for the options of a command."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser; each command parses its own arguments."""
+    parser = argparse.ArgumentParser(
+        prog="srft-trl",
+        description="SRFT (Supervised Reinforcement Fine-Tuning, arXiv 2506.19767) on TRL.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name, help_text in COMMANDS.items():
+        subparsers.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_accelerate_config(launch_args: list[str]) -> list[str]:
+    """Turn `--accelerate_config NAME|PATH` into `--config_file PATH` for `accelerate launch`.
+
+    Names are looked up in the repository's `recipes/accelerate/` first, then among TRL's shipped
+    configs (TRL's own resolver, which also accepts paths).
+    """
+    if "--accelerate_config" in launch_args:
+        index = launch_args.index("--accelerate_config")
+        value = launch_args[index + 1] if index + 1 < len(launch_args) else None
+        ours = ACCELERATE_CONFIGS / f"{value}.yaml"
+        if value is not None and not Path(value).is_file() and ours.is_file():
+            return ["--config_file", str(ours)] + launch_args[:index] + launch_args[index + 2 :]
+    from trl.cli.accelerate_config import resolve_accelerate_config_argument
+
+    return resolve_accelerate_config_argument(launch_args)
+
+
+def train(argv: Sequence[str]) -> int:
+    """`srft-trl train`: in this process, or through `accelerate launch -m srft_trl.train`."""
+    from . import train as train_module
+
+    try:
+        args = train_module.parse_args(argv)
+    except train_module.RecipeError as error:
+        print(f"srft-trl train: error: {error}", file=sys.stderr)
+        return 2
+    if not args.launch:
+        train_module.run(args)
+        return 0
+
+    from accelerate.commands.launch import launch_command, launch_command_parser
+
+    try:
+        launch = resolve_accelerate_config(args.launch)
+    except ValueError as error:
+        print(f"srft-trl train: error: {error}", file=sys.stderr)
+        return 2
+    script_args = train_module.remove_subsequence(args.argv, args.cli_launch)
+    command = launch + ["--module", "srft_trl.train", *script_args]
+    print(f"srft-trl: accelerate launch {' '.join(command)}", flush=True)
+    try:
+        launch_command(launch_command_parser().parse_args(command))
+    except subprocess.CalledProcessError as error:
+        return error.returncode or 1
+    except Exception as error:  # torch's elastic launcher raises ChildFailedError on a failed rank
+        if type(error).__name__ != "ChildFailedError":
+            raise
+        print(f"srft-trl train: a training process failed:\n{error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# eval, analyze, study: dispatch to modules imported only when used
+# --------------------------------------------------------------------------------------------
+
+
+def evaluate(argv: Sequence[str]) -> int:
+    from .eval.cli import main as eval_main
+
+    return eval_main(list(argv))
+
+
+def analyze(argv: Sequence[str]) -> int:
+    try:
+        module = importlib.import_module("srft_trl.analysis.cli")
+    except ModuleNotFoundError as error:
+        if error.name not in ("srft_trl.analysis", "srft_trl.analysis.cli"):
+            raise
+        print(
+            "srft-trl analyze: the analysis toolkit (srft_trl.analysis) is not part of this installation.",
+            file=sys.stderr,
+        )
+        return 2
+    return module.main(list(argv)) or 0
+
+
+def _import_toy_study():
+    try:
+        return importlib.import_module("benchmarks.toy_study")
+    except ModuleNotFoundError as error:
+        if error.name not in ("benchmarks", "benchmarks.toy_study"):
+            raise
+    checkout = Path(__file__).resolve().parents[1]  # benchmarks/ sits beside srft_trl/ in a source checkout
+    if not (checkout / "benchmarks" / "toy_study").exists():
+        return None
+    sys.path.insert(0, str(checkout))
+    sys.modules.pop("benchmarks", None)
+    try:
+        return importlib.import_module("benchmarks.toy_study")
+    except ModuleNotFoundError as error:
+        if error.name not in ("benchmarks", "benchmarks.toy_study"):
+            raise
+        return None
+
+
+def study(argv: Sequence[str]) -> int:
+    module = _import_toy_study()
+    entry = getattr(module, "main", None)
+    if entry is None:
+        print(
+            "srft-trl study: the toy study (benchmarks.toy_study with a main(argv)) is only available from a source "
+            "checkout of srft-trl.",
+            file=sys.stderr,
+        )
+        return 2
+    return entry(list(argv)) or 0
+
+
+HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {
+    "train": train,
+    "eval": evaluate,
+    "analyze": analyze,
+    "study": study,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `srft-trl` console command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    if argv[0] not in HANDLERS:
+        parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)}")
+    return HANDLERS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
