@@ -40,7 +40,7 @@ ATOMS = [
     "\\text{", "\\text{ cm}", "\\mathrm{", "</think>", "<think>", "Answer: ", "answer is (",
     "(C)", "I", "E", "\\%", "%", "=", ",", ".", "0.5", "9", "-", "x", "\\pi", "\\infty", "!",
     "\\begin{pmatrix}", "&", "\\end{pmatrix}", "\\circ", "\u202e", "\x00", "\ud7ff", "🙂", "ﬁ",
-    "\n", " ", "\\dfrac", "1,000", "\\cdot", "**", *PAYLOADS,
+    "\n", " ", "\\dfrac", "1,000", "\\cdot", "**", " " * 3000, "answer" + " " * 1000, *PAYLOADS,
 ]
 BOMBS = {
     "nested_frac": lambda n: "\\frac{" * n + "1" + "}{2}" * n,
@@ -53,6 +53,7 @@ BOMBS = {
     "nested_sqrt": lambda n: "\\sqrt{" * n + "2" + "}" * n,
     "many_equals": lambda n: "x=" * n + "1",
     "many_commas": lambda n: "(" + ",".join(["1"] * n) + ")",
+    "blank_runs": lambda n: "Answer is" + " " * n * 10 + "^" + " " * n * 10 + "x",
 }
 
 hostile_text = st.lists(st.sampled_from(ATOMS) | st.text(max_size=6), max_size=40).map("".join)
@@ -62,7 +63,7 @@ bomb = st.builds(
 completion = st.builds(
     lambda head, body, boxed: head + body + ("\\boxed{" + boxed + "}" if boxed is not None else ""),
     st.sampled_from(["", "<think>", "<think>ok</think>", "</think>", "<think>a</think>b</think>"]),
-    hostile_text | bomb,
+    hostile_text | hostile_text | bomb,  # bombs often hit the time bound: keep them to a third
     st.none() | hostile_text | bomb,
 )
 golds = st.sampled_from(["1", "0.5", "\\frac{1}{2}", "(1,2)", "", "\\text{}", "x", "E", "I"]) | (
@@ -71,7 +72,7 @@ golds = st.sampled_from(["1", "0.5", "\\frac{1}{2}", "(1,2)", "", "\\text{}", "x
 
 FAST = settings(max_examples=300, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-POOLED = settings(max_examples=25, deadline=None, database=None,
+POOLED = settings(max_examples=12, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -107,7 +108,7 @@ def test_extract_boxed_round_trip(content, before, after):
 @pytest.mark.filterwarnings("ignore:math_accuracy_reward:RuntimeWarning")
 @pytest.mark.filterwarnings("ignore:multiple_choice_reward:RuntimeWarning")
 @POOLED
-@given(st.lists(completion, min_size=1, max_size=6), st.data())
+@given(st.lists(completion, min_size=1, max_size=4), st.data())
 def test_rewards_never_raise(completions, data):
     solution = [data.draw(golds) for _ in completions]
     scores = math_accuracy_reward(completions, solution, reward_timeout_s=1)
@@ -120,7 +121,7 @@ def test_rewards_never_raise(completions, data):
 
 
 @POOLED
-@given(st.lists(completion, min_size=1, max_size=6), golds)
+@given(st.lists(completion, min_size=1, max_size=4), golds)
 def test_graders_never_raise(responses, gold):
     results = grade_math_many(responses, [gold] * len(responses), require_think=False, timeout_s=1)
     assert len(results) == len(responses)

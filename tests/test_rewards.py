@@ -128,7 +128,8 @@ def test_multiple_choice_reward():
         "<think>x</think> Answer: E",
         [{"role": "assistant", "content": "<think>x</think> The answer is J."}],
     ]
-    assert multiple_choice_reward(completions, ["C", "c", "C", "C", "J"]) == [1.0, 1.0, 0.0, 0.0, 1.0]
+    scores = multiple_choice_reward(completions, ["C", "c", "C", "C", "J"])
+    assert scores == [1.0, 1.0, 0.0, 0.0, 1.0]
     with pytest.warns(RuntimeWarning, match="'Z'"):
         assert multiple_choice_reward(["</think> \\boxed{Z}"], ["Z"]) == [0.0]
 
