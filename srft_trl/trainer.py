@@ -431,25 +431,24 @@ class SRFTTrainer(GRPOTrainer):
             (entropies.float() * demo_mask).sum(),
             demo_mask.sum(),
             (w_rl * rollout_mask).sum(),
-            rollout_mask.sum(),
             (w_sft * demo_mask).sum() if w_sft is not None else demo_mask.new_zeros(()),
-            demo_mask.sum(),
             *[terms[n].detach().float() * accumulation if n in terms else demo_mask.new_zeros(()) for n in names],
         ]
-        total = self.accelerator.reduce(torch.stack([s.float() for s in stats]), reduction="sum").tolist()
+        reduced = self.accelerator.reduce(torch.stack([s.float() for s in stats]), reduction="sum")
+        local_max_w_rl = (w_rl * rollout_mask).max().float().reshape(1)  # padding is 0, weights are >= 0
+        *total, max_w_rl = torch.cat([reduced, local_max_w_rl]).tolist()  # one host sync per micro-batch
         metrics = self._metrics[mode]
         if total[1]:
             metrics["srft/entropy_rollout"].append(total[0] / total[1])
         if total[3]:
             metrics["srft/entropy_demo"].append(total[2] / total[3])
-        if total[5]:
-            metrics["srft/w_rl"].append(total[4] / total[5])
-        if total[7] and w_sft is not None:
-            metrics["srft/w_sft"].append(total[6] / total[7])
+        if total[1]:
+            metrics["srft/w_rl"].append(total[4] / total[1])
+        if total[3] and w_sft is not None:
+            metrics["srft/w_sft"].append(total[5] / total[3])
         for offset, name in enumerate(names):
             if name in terms:
-                metrics[f"srft/loss_{name}"].append(total[8 + offset] / self.accelerator.num_processes)
-        max_w_rl = (w_rl * rollout_mask).max().item() if rollout_mask.any() else 0.0
+                metrics[f"srft/loss_{name}"].append(total[6 + offset] / self.accelerator.num_processes)
         if max_w_rl > 1.0 and not self._srft_warned_weight and self.args.rl_weighting == "entropy":
             self._srft_warned_weight = True
             logger.warning(

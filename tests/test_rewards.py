@@ -68,7 +68,10 @@ def test_math_reward_ignores_trl_kwargs():
     assert scores == [1.0]
 
 
-def test_unparseable_or_empty_gold_scores_zero_and_warns_once():
+def test_unparseable_or_empty_gold_scores_zero_and_warns_once(monkeypatch):
+    import srft_trl.rewards
+
+    monkeypatch.setattr(srft_trl.rewards, "_warned_golds", set())  # other tests may have warned for these golds
     completions = ["</think> \\boxed{3}"] * 2
     with pytest.warns(RuntimeWarning, match=r"\\\\text\{\}"):
         assert math_accuracy_reward(completions, ["\\text{}", "\\text{}"]) == [0.0, 0.0]
