@@ -89,7 +89,8 @@ class SRFTConfig(GRPOConfig):
             Preset that sets the SRFT fields in one word. `"srft"`: the paper (Eq. 13). `"srft_no_wsft"` and
             `"srft_no_wrl"`: the Table 3 ablations, with `w_SFT` or `w_RL` replaced by the constant 1.0. `"luffy"`:
             demonstration in the group with the shaped off-policy ratio `p / (p + shaping_gamma)`, no SFT term, GRPO
-            loss on rollouts. `"grpo_sft"`: GRPO on rollouts plus an unweighted SFT term on demonstrations (kept out
+            loss on rollouts; presets set only SRFT fields, so for LUFFY's full recipe also set the GRPO fields
+            `scale_rewards="none"` and `loss_type="dr_grpo"` (as `recipes/luffy_qwen7b.yaml` does). `"grpo_sft"`: GRPO on rollouts plus an unweighted SFT term on demonstrations (kept out
             of the group baseline). `"grpo"`: no demonstrations, exactly [`~trl.GRPOTrainer`].
 
         > Parameters that control the demonstrations

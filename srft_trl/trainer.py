@@ -381,7 +381,9 @@ class SRFTTrainer(GRPOTrainer):
         loss = parent_loss + sum(terms.values()) if terms else parent_loss
         if args.rollout_loss == "grpo":
             terms["rollout"] = parent_loss
-        self._log_srft_metrics(mode, terms, entropies, demo_mask, rollout_mask, w_sft, w_rl)
+        # Rollout tokens whose loss w_RL actually scales: correct rows (Eq. 12) or positive-advantage rows (GRPO).
+        applied = correct if args.rollout_loss == "srft" else (advantages > 0) & (kinds == ROLLOUT)
+        self._log_srft_metrics(mode, terms, entropies, demo_mask, rollout_mask, w_sft, w_rl, applied)
         return loss
 
     def _entropy_weight(self, entropies, mask, which: str) -> torch.Tensor:
@@ -417,7 +419,7 @@ class SRFTTrainer(GRPOTrainer):
         )
         return lambda per_token_loss: aggregate(per_token_loss, mask, self.loss_type, **kwargs)
 
-    def _log_srft_metrics(self, mode, terms, entropies, demo_mask, rollout_mask, w_sft, w_rl):
+    def _log_srft_metrics(self, mode, terms, entropies, demo_mask, rollout_mask, w_sft, w_rl, applied):
         """Log the SRFT metrics, reduced over processes in one collective call.
 
         `srft/w_rl` is the mean over all rollout tokens of the weight Eq. 12 gives a correct rollout (so
@@ -435,7 +437,8 @@ class SRFTTrainer(GRPOTrainer):
             *[terms[n].detach().float() * accumulation if n in terms else demo_mask.new_zeros(()) for n in names],
         ]
         reduced = self.accelerator.reduce(torch.stack([s.float() for s in stats]), reduction="sum")
-        local_max_w_rl = (w_rl * rollout_mask).max().float().reshape(1)  # padding is 0, weights are >= 0
+        # The warning looks only where w_RL is applied; padding and other rows are 0 and weights are >= 0.
+        local_max_w_rl = (w_rl * rollout_mask * applied.unsqueeze(1)).max().float().reshape(1)
         *total, max_w_rl = torch.cat([reduced, local_max_w_rl]).tolist()  # one host sync per micro-batch
         metrics = self._metrics[mode]
         if total[1]:

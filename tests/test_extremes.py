@@ -96,3 +96,11 @@ def test_high_entropy_warning_and_clamp(tmp_path, tiny_model, tiny_tokenizer, ca
     unclamped.train()
     log = next(h for h in unclamped.state.log_history if "loss" in h)
     assert log["srft/w_rl"] > 1.0 and unclamped._srft_warned_weight
+
+
+def test_weight_warning_ignores_rows_where_w_rl_is_not_applied(tmp_path, tiny_model, tiny_tokenizer):
+    """No rollout is correct, so Eq. 12 never applies w_RL: a high entropy alone must not warn."""
+    t = trainer(tmp_path, tiny_model, tiny_tokenizer, max_steps=1, reward=lambda completions, **kw: [0.0] * len(completions))
+    t.train()
+    assert next(h for h in t.state.log_history if "loss" in h)["srft/w_rl"] > 1.0
+    assert not t._srft_warned_weight

@@ -1,0 +1,60 @@
+"""Held-out accuracy: greedy decoding on the shipped `test` (in-distribution) and `ood` splits.
+
+A small batched-generation helper rather than `srft_trl.eval.evaluate`: that entry point is built
+for the paper's benchmarks (Hub data, the paper's prompt templates, caches and reports), while the
+study needs a few hundred greedy completions of a ~1M-parameter model in a second or two. Grading
+goes through the product's own reward, `srft_trl.rewards.math_accuracy_reward` (Math-Verify after
+`</think>`), so held-out accuracy means exactly what the training reward means.
+"""
+
+from __future__ import annotations
+
+from srft_trl.data import load_tiny_math
+
+
+def load_split(split: str, limit: int | None = None) -> list[dict]:
+    rows = list(load_tiny_math(split))
+    if limit is not None:
+        rows = rows[:limit]
+    return [{"prompt": r["prompt"], "solution": r["solution"], "demo": r["demo"]} for r in rows]
+
+
+def generate_greedy(model, tokenizer, prompts: list, max_new_tokens: int, batch_size: int = 50) -> list[str]:
+    import torch
+
+    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    outputs: list[str] = []
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+            with torch.no_grad():
+                generated = model.generate(
+                    **batch,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=tokenizer.eos_token_id,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            completion_ids = generated[:, batch["input_ids"].shape[1] :]
+            outputs.extend(tokenizer.batch_decode(completion_ids, skip_special_tokens=True))
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return outputs
+
+
+def accuracy(model, tokenizer, rows: list[dict], reward_fn, max_new_tokens: int) -> dict:
+    completions = generate_greedy(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
+    scores = reward_fn(completions, [r["solution"] for r in rows])
+    return {
+        "accuracy": sum(scores) / len(scores),
+        "n": len(scores),
+        "mean_length": sum(len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions) / len(completions),
+        "has_think_close": sum("</think>" in c for c in completions) / len(completions),
+        "examples": [{"completion": c, "solution": r["solution"], "score": s}
+                     for c, r, s in list(zip(completions, rows, scores))[:3]],
+    }
