@@ -1,6 +1,6 @@
 """Held-out accuracy: greedy decoding on the shipped `test` (in-distribution) and `ood` splits.
 
-A small batched-generation helper rather than `srft_trl.eval.evaluate`: that entry point is built
+Batched greedy generation (`srft_trl.train.generate_batched`) rather than `srft_trl.eval.evaluate`: that is built
 for the paper's benchmarks (Hub data, the paper's prompt templates, caches and reports), while the
 study needs a few hundred greedy completions of a ~1M-parameter model in a second or two. Grading
 goes through the product's own reward, `srft_trl.rewards.math_accuracy_reward` (Math-Verify after
@@ -20,31 +20,12 @@ def load_split(split: str, limit: int | None = None) -> list[dict]:
 
 
 def generate_greedy(model, tokenizer, prompts: list, max_new_tokens: int, batch_size: int = 50) -> list[str]:
-    import torch
+    """Greedy responses, through the product's batched generation (`srft_trl.train.generate_batched`)."""
+    from srft_trl.train import generate_batched
 
     texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    outputs: list[str] = []
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-            with torch.no_grad():
-                generated = model.generate(
-                    **batch,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    eos_token_id=tokenizer.eos_token_id,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-            completion_ids = generated[:, batch["input_ids"].shape[1] :]
-            outputs.extend(tokenizer.batch_decode(completion_ids, skip_special_tokens=True))
-    finally:
-        tokenizer.padding_side = side
-        model.train(was_training)
-    return outputs
+    return generate_batched(model, tokenizer, texts, max_new_tokens=max_new_tokens, temperature=0.0,
+                            batch_size=batch_size)
 
 
 def accuracy(model, tokenizer, rows: list[dict], reward_fn, max_new_tokens: int) -> dict:
