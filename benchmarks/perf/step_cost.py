@@ -189,7 +189,9 @@ def aggregate(runs: list[dict], info: dict | None = None) -> dict:
                 if not r[section] or part not in r[section]["srft"][0]:
                     continue
                 pairs = zip(r[section]["srft"], r[section]["grpo"])
-                values.append(statistics.median(s[part] / g[part] for s, g in pairs if g[part]))
+                ratios = [s[part] / g[part] for s, g in pairs if g[part]]
+                if ratios:  # a part can measure 0 in a short run (e.g. no new peak memory in-process)
+                    values.append(statistics.median(ratios))
             return common.summarize(values) if values else None
 
         for part in ("forward", "forward_loss_backward", "train", "backward", "peak_mb", "cpu_forward",
