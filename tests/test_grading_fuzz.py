@@ -7,14 +7,13 @@ Examples are kept few (the graders run in worker processes with a time bound per
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks import fuzz_graders
 from srft_trl.grading import (
     answer_after_think,
     extract_boxed,
@@ -24,37 +23,11 @@ from srft_trl.grading import (
 )
 from srft_trl.rewards import format_reward, math_accuracy_reward, multiple_choice_reward
 
-SENTINEL = Path(tempfile.gettempdir()) / f"srft_fuzz_sentinel_{os.getpid()}"
-PAYLOADS = [
-    f"__import__('os').system('touch {SENTINEL}')",
-    f"eval(\"__import__('os').system('touch {SENTINEL}')\")",
-    f"exec('open(\"{SENTINEL}\", \"w\").close()')",
-    f"\\boxed{{__import__('os').system('touch {SENTINEL}')}}",
-    f"$\\text{{__import__('os').system('touch {SENTINEL}')}}$",
-    f"Answer: __import__('os').system('touch {SENTINEL}')",
-    f"1 + __import__('os').system('touch {SENTINEL}')",
-]
-ATOMS = [
-    "\\boxed{", "\\boxed ", "\\fbox{", "{", "}", "\\{", "\\}", "\\", "\\\\", "\\frac{", "}{", "^{",
-    "_{", "\\sqrt{", "\\sqrt[", "]", "\\left(", "\\right)", "\\left.", "(", ")", "[", "$", "$$",
-    "\\text{", "\\text{ cm}", "\\mathrm{", "</think>", "<think>", "Answer: ", "answer is (",
-    "(C)", "I", "E", "\\%", "%", "=", ",", ".", "0.5", "9", "-", "x", "\\pi", "\\infty", "!",
-    "\\begin{pmatrix}", "&", "\\end{pmatrix}", "\\circ", "\u202e", "\x00", "\ud7ff", "🙂", "ﬁ",
-    "\n", " ", "\\dfrac", "1,000", "\\cdot", "**", " " * 3000, "answer" + " " * 1000, *PAYLOADS,
-]
-BOMBS = {
-    "nested_frac": lambda n: "\\frac{" * n + "1" + "}{2}" * n,
-    "power_tower": lambda n: "9^{" * n + "9" + "}" * n,
-    "deep_braces": lambda n: "{" * n + "x" + "}" * n,
-    "unclosed_boxes": lambda n: "\\boxed{" * n,
-    "deep_parens": lambda n: "(" * n + "1" + ")" * n,
-    "long_number": lambda n: "9" * n * 10,
-    "factorials": lambda n: "99" + "!" * n,
-    "nested_sqrt": lambda n: "\\sqrt{" * n + "2" + "}" * n,
-    "many_equals": lambda n: "x=" * n + "1",
-    "many_commas": lambda n: "(" + ",".join(["1"] * n) + ")",
-    "blank_runs": lambda n: "Answer is" + " " * n * 10 + "^" + " " * n * 10 + "x",
-}
+# One hostile vocabulary for the property tests and the 10,000-input benchmark; the tests add the
+# few inputs that exercised regressions found here (long blank runs, unbalanced brackets).
+SENTINEL, PAYLOADS = fuzz_graders.SENTINEL, fuzz_graders.PAYLOADS
+ATOMS = [*fuzz_graders.ATOMS, "\\sqrt[", "\\left.", "$$", "answer is (", " " * 3000, "answer" + " " * 1000]
+BOMBS = {**fuzz_graders.BOMBS, "many_commas": lambda n: "(" + ",".join(["1"] * n) + ")"}
 
 hostile_text = st.lists(st.sampled_from(ATOMS) | st.text(max_size=6), max_size=40).map("".join)
 bomb = st.builds(
