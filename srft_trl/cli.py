@@ -25,13 +25,14 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .shipped import accelerate_config_path, shipped_accelerate_configs
+
 COMMANDS = {
     "train": "train from a recipe (YAML): SRFT, GRPO, LUFFY, SFT, SFT-KL, ...",
     "eval": "evaluate a model on the paper's benchmarks",
     "analyze": "analyse checkpoints and training runs (srft_trl.analysis)",
     "study": "run the toy study (benchmarks.toy_study, source checkout only)",
 }
-ACCELERATE_CONFIGS = Path(__file__).resolve().parents[1] / "recipes" / "accelerate"
 
 EPILOG = """examples:
   srft-trl train --config recipes/srft_tiny_cpu.yaml
@@ -63,18 +64,24 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_accelerate_config(launch_args: list[str]) -> list[str]:
     """Turn `--accelerate_config NAME|PATH` into `--config_file PATH` for `accelerate launch`.
 
-    Names are looked up in the repository's `recipes/accelerate/` first, then among TRL's shipped
-    configs (TRL's own resolver, which also accepts paths).
+    A path, or a name shipped with this package (`srft_trl.shipped.accelerate_config_path`: `fsdp2`
+    is always ours), else a name TRL ships (`multi_gpu`, `zero2`, ...: TRL's own resolver).
     """
     if "--accelerate_config" in launch_args:
         index = launch_args.index("--accelerate_config")
         value = launch_args[index + 1] if index + 1 < len(launch_args) else None
-        ours = ACCELERATE_CONFIGS / f"{value}.yaml"
-        if value is not None and not Path(value).is_file() and ours.is_file():
+        try:
+            ours = accelerate_config_path(value) if value is not None else None
+        except ValueError:
+            ours = None  # not a file nor one of ours: TRL's names (multi_gpu, zero2, ...) below
+        if ours is not None:
             return ["--config_file", str(ours)] + launch_args[:index] + launch_args[index + 2 :]
     from trl.cli.accelerate_config import resolve_accelerate_config_argument
 
-    return resolve_accelerate_config_argument(launch_args)
+    try:
+        return resolve_accelerate_config_argument(launch_args)
+    except ValueError as error:
+        raise ValueError(f"{error} This package ships: {', '.join(shipped_accelerate_configs())}.") from None
 
 
 def train(argv: Sequence[str]) -> int:

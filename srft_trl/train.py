@@ -42,11 +42,12 @@ from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config, 
 
 from . import data as srft_data
 from .config import SRFTConfig
+from .shipped import recipe_path
 
 logger = logging.getLogger(__name__)
 
 TRAINERS = ("srft", "sft", "sft_kl")
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES_DIR = Path(__file__).resolve().parent / "resources" / "recipes"  # shipped in the wheel (srft_trl.shipped)
 DEFAULT_RECIPE = RECIPES_DIR / "srft_tiny_cpu.yaml"
 CARD_MARKER = "<!-- srft-trl: recipe and metrics -->"
 
@@ -187,14 +188,11 @@ def _flag_value(argv: Sequence[str], flag: str) -> str | None:
 
 
 def resolve_recipe_path(value: str) -> Path:
-    """A recipe path, or the name of a recipe shipped in `recipes/` (`srft_tiny_cpu`)."""
-    path = Path(value)
-    if path.is_file():
-        return path
-    for candidate in (RECIPES_DIR / value, RECIPES_DIR / f"{value}.yaml"):
-        if candidate.is_file():
-            return candidate
-    raise RecipeError(f"recipe {value!r} not found (neither a file nor a recipe in {RECIPES_DIR}).")
+    """A recipe path, or the name of a recipe shipped with the package (`srft_trl.shipped.recipe_path`)."""
+    try:
+        return recipe_path(value)
+    except ValueError as error:
+        raise RecipeError(str(error)) from None
 
 
 def read_recipe(path: str | os.PathLike) -> dict[str, Any]:

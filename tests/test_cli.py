@@ -84,7 +84,8 @@ def test_train_hands_launcher_options_to_accelerate(monkeypatch, tmp_path):
 
 def test_accelerate_config_names(tmp_path):
     assert cli.resolve_accelerate_config(["--accelerate_config", "fsdp2", "--num_processes", "4"]) == [
-        "--config_file", str(ROOT / "recipes" / "accelerate" / "fsdp2.yaml"), "--num_processes", "4"]
+        "--config_file", str(ROOT / "srft_trl" / "resources" / "recipes" / "accelerate" / "fsdp2.yaml"),
+        "--num_processes", "4"]
     path = tmp_path / "mine.yaml"
     path.write_text("distributed_type: 'NO'\n")
     assert cli.resolve_accelerate_config(["--accelerate_config", str(path)]) == ["--config_file", str(path)]
