@@ -1,0 +1,92 @@
+"""Packaging: what `pip install srft-trl` gets. The wheel carries the recipes, the accelerate configs and
+the shipped data; it builds without setuptools warnings; its Python and vLLM ranges are the pinned TRL's.
+
+`scripts/check_wheel.sh` (run by CI) goes further: installs the wheel into a fresh venv and trains the
+tiny recipe from a directory outside the checkout.
+"""
+
+from __future__ import annotations
+
+import configparser
+import email
+import importlib.metadata
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+ROOT = Path(__file__).resolve().parents[1]
+RESOURCES = ROOT / "srft_trl" / "resources"
+
+
+def setup_cfg() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    return parser
+
+
+def trl_metadata() -> email.message.Message:
+    return importlib.metadata.metadata("trl")
+
+
+def test_python_requires_is_the_pinned_trls():
+    ours = SpecifierSet(setup_cfg()["options"]["python_requires"])
+    assert ours == SpecifierSet(trl_metadata()["Requires-Python"])
+
+
+def test_vllm_extra_is_bounded_as_the_pinned_trl_declares():
+    ours = Requirement(setup_cfg()["options.extras_require"]["vllm"].strip().splitlines()[-1])
+    trls = [Requirement(line) for line in trl_metadata().get_all("Requires-Dist")
+            if Requirement(line).name == "vllm" and 'extra == "vllm"' in line]
+    assert len(trls) == 1 and ours.name == "vllm"
+    assert ours.specifier == trls[0].specifier
+    assert "0.31.0" in ours.specifier and "0.32.0" not in ours.specifier  # bounded above, as TRL 1.16
+
+
+@pytest.fixture(scope="module")
+def built_wheel(tmp_path_factory):
+    """Build the wheel from a copy of the sources (so the checkout gets no build/ folder)."""
+    source = tmp_path_factory.mktemp("source")
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "srft_trl", source / "srft_trl",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+    out = tmp_path_factory.mktemp("wheel")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "-w", str(out), str(source)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (wheel,) = out.glob("srft_trl-*.whl")
+    return wheel, result.stdout + result.stderr
+
+
+def test_wheel_ships_the_recipes_configs_and_data(built_wheel):
+    wheel, _ = built_wheel
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = [path.relative_to(ROOT).as_posix() for path in RESOURCES.rglob("*")
+                if path.is_file() and path.suffix in (".yaml", ".jsonl")]
+    assert any(name.endswith("recipes/srft_qwen7b.yaml") for name in expected)
+    assert any(name.endswith("recipes/accelerate/fsdp2.yaml") for name in expected)
+    assert any(name.endswith("tiny_math/train.jsonl") for name in expected)
+    missing = sorted(set(expected) - names)
+    assert not missing, f"not in the wheel: {missing}"
+    assert "srft_trl/shipped.py" in names
+
+
+def test_wheel_builds_quietly_with_an_spdx_licence(built_wheel):
+    wheel, log = built_wheel
+    for noise in ("would be ignored", "absent from the `packages` configuration", "License classifiers are deprecated"):
+        assert noise not in log, noise
+    with zipfile.ZipFile(wheel) as archive:
+        metadata_name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = email.message_from_bytes(archive.read(metadata_name))
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
+    assert metadata["License-Expression"] == "Apache-2.0"
+    assert not [c for c in metadata.get_all("Classifier") or [] if c.startswith("License ::")]
+    assert metadata["Requires-Python"] == setup_cfg()["options"]["python_requires"]
