@@ -7,7 +7,8 @@ benchmark is adding an entry with `register_benchmark`; no code is needed as lon
 can be named by a dotted path (`"final_answer.0"`, `"choices.text"`).
 
 Every benchmark can be read from its Hub id or from a local file (JSONL, JSON, Parquet, CSV)
-whose rows have the same schema, so evaluation also works offline.
+whose rows have the same schema, so evaluation also works offline. `SAMPLES` (`--data-dir samples`)
+names the few synthetic rows per benchmark shipped in `srft_trl/resources/eval_samples/`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ __all__ = [
     "get_benchmark",
     "load_items",
     "resolve_field",
+    "SAMPLES",
+    "samples_dir",
 ]
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
+SAMPLES = "samples"  # a data source naming the shipped sample rows (when no such path exists)
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ class Benchmark:
             columns that each hold one option.
         option_labels: multiple choice only: dotted path of the labels the gold refers to
             (ARC's `choices.label`, which are sometimes `1`-`4`); default `A`, `B`, `C`, ...
-        id_field: dotted path of a stable item id; the row index when None.
+        id_field: dotted path of a stable item id; the row index when None, or when a local file
+            lacks that field (a MATH500 file with only `problem` and `answer`).
         n: default number of samples per problem (the paper: 32 for AIME24 and AMC, else 1).
         group: `"in_distribution"` (math) or `"ood"`, the two averages of Table 2.
         size: the expected number of items (documentation; a mismatch only warns).
@@ -181,6 +186,10 @@ def load_rows(benchmark: Benchmark, source: str | Path | None = None):
         return datasets.load_dataset(benchmark.hub_id, benchmark.config, split=benchmark.split,
                                      revision=benchmark.revision)
     path = Path(source)
+    if str(source) == SAMPLES and not path.exists():
+        path = samples_dir()
+    if not path.exists():
+        raise FileNotFoundError(f"{benchmark.name}: data path {path} does not exist")
     if path.is_dir():
         matches = [path / f"{benchmark.name}{suffix}" for suffix in LOCAL_FORMATS if (path / f"{benchmark.name}{suffix}").is_file()]
         if not matches:
@@ -190,6 +199,13 @@ def load_rows(benchmark: Benchmark, source: str | Path | None = None):
     if builder is None:
         raise ValueError(f"unsupported local benchmark file {path} (use {', '.join(LOCAL_FORMATS)})")
     return datasets.load_dataset(builder, data_files=str(path), split="train")
+
+
+def samples_dir() -> Path:
+    """The folder of synthetic sample rows shipped with the package (`<benchmark>.jsonl`)."""
+    import importlib.resources
+
+    return Path(str(importlib.resources.files("srft_trl") / "resources" / "eval_samples"))
 
 
 def load_items(
@@ -215,7 +231,7 @@ def load_items(
 
 def row_to_item(benchmark: Benchmark, row: Mapping[str, Any], index: int, *, seed: int = 0, shuffle: bool = True) -> Item:
     """Turn one source row into an `Item` following the benchmark entry."""
-    item_id = str(resolve_field(row, benchmark.id_field)) if benchmark.id_field else str(index)
+    item_id = _item_id(benchmark, row, index)
     question = str(resolve_field(row, benchmark.question)).strip()
     if benchmark.kind == "math":
         return Item(id=item_id, question=question, gold=_math_gold(benchmark, row), kind="math")
@@ -227,6 +243,18 @@ def row_to_item(benchmark: Benchmark, row: Mapping[str, Any], index: int, *, see
     )
     return Item(id=item_id, question=question, gold=gold_letter, kind="mc", options=shown,
                 permutation=permutation, letters=option_letters(len(shown)))
+
+
+def _item_id(benchmark: Benchmark, row: Mapping[str, Any], index: int) -> str:
+    """The row's id field, or its index when the source has no such field (or it is empty)."""
+    if benchmark.id_field:
+        try:
+            value = resolve_field(row, benchmark.id_field)
+        except (KeyError, IndexError):
+            value = None
+        if value is not None and str(value) != "":
+            return str(value)
+    return str(index)
 
 
 def _math_gold(benchmark: Benchmark, row: Mapping[str, Any]) -> str:
