@@ -9,6 +9,10 @@ __all__ = ["METHOD_PRESETS", "SRFTConfig", "SRFTTrainer", "__version__"]
 
 _LAZY = {"SRFTConfig": "config", "METHOD_PRESETS": "config", "SRFTTrainer": "trainer"}
 
+from .upstream_noise import silence_upstream_deprecations  # noqa: E402  (TRL 1.16 x transformers 5 aliases)
+
+silence_upstream_deprecations()
+
 
 def __getattr__(name):
     if name in _LAZY:

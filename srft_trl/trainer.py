@@ -41,6 +41,7 @@ from .losses import (
     self_rollout_loss,
     sft_loss,
 )
+from .upstream_noise import TiedWeightsResumeMixin
 
 logger = get_logger(__name__)
 
@@ -48,7 +49,7 @@ logger = get_logger(__name__)
 ROLLOUT, DEMO, DROPPED = 0, 1, 2
 
 
-class SRFTTrainer(GRPOTrainer):
+class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
     """Trainer for SRFT (Supervised Reinforcement Fine-Tuning), a drop-in replacement for `GRPOTrainer`.
 
     Use it as `GRPOTrainer`, with an [`SRFTConfig`] and a training dataset that has a demonstration
