@@ -7,13 +7,13 @@ payloads, plus ordinary right and wrong answers) and runs every one through:
   ``normalize_answer``), which must be linear time and never raise;
 * the rewards (``math_accuracy_reward``, ``multiple_choice_reward``, ``format_reward``) in batches,
   as a trainer would call them;
-* ``grade_math_many`` (Math-Verify and the OAT grader, in the bounded worker pool).
+* ``grade_batch`` (Math-Verify and the OAT grader, in the bounded worker pool).
 
 It counts exceptions, per-completion timeouts and worker crashes, reports the maximum resident
 memory of this process and of the grading workers, and checks that a sentinel file, which any
 executed payload would create, never appears. Run from the repository root::
 
-    python benchmarks/fuzz_graders.py --n 10000 --seed 0 --out benchmarks/results/fuzz_graders.md
+    python -m benchmarks.fuzz_graders --n 10000 --seed 0 --out benchmarks/results/fuzz_graders.md
 """
 
 from __future__ import annotations
@@ -25,59 +25,25 @@ import platform
 import random
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from srft_trl.grading import (  # noqa: E402
+from srft_trl.grading import (
     answer_after_think,
     close_shared_pool,
     extract_boxed,
     extract_choice,
     get_shared_pool,
-    grade_math_many,
+    grade_batch,
     normalize_answer,
 )
-from srft_trl.rewards import (  # noqa: E402
+from srft_trl.grading.hostile import ATOMS, BOMBS, PAYLOADS, SENTINEL
+from srft_trl.rewards import (
     format_reward,
     math_accuracy_reward,
     multiple_choice_reward,
 )
 
-SENTINEL = Path(tempfile.gettempdir()) / f"srft_fuzz_graders_sentinel_{os.getpid()}"
-PAYLOADS = [
-    f"__import__('os').system('touch {SENTINEL}')",
-    f"eval(\"__import__('os').system('touch {SENTINEL}')\")",
-    f"exec('open(\"{SENTINEL}\", \"w\").close()')",
-    f"(lambda: __import__('os').system('touch {SENTINEL}'))()",
-    f"\\text{{__import__('os').system('touch {SENTINEL}')}}",
-    f"1+__import__('subprocess').call(['touch', '{SENTINEL}'])",
-]
-ATOMS = [
-    "\\boxed{", "\\boxed ", "\\fbox{", "{", "}", "\\{", "\\}", "\\", "\\frac{", "}{", "^{", "_{",
-    "\\sqrt{", "\\left(", "\\right)", "(", ")", "[", "]", "$", "\\text{", "\\text{ cm}", "</think>",
-    "<think>", "Answer: ", "the answer is (", "(C)", "I", "E", "\\%", "=", ",", ".", "0.5", "9",
-    "-", "x", "\\pi", "\\infty", "!", "\\begin{pmatrix}", "&", "\\\\", "\\end{pmatrix}", "\\circ",
-    "\u202e", "\x00", "🙂", "ﬁ", "\n", " ", "\\dfrac", "1,000", "\\cdot", "**", "\\int",
-    "\\sum",
-]
-BOMBS = {
-    "nested_frac": lambda n: "\\frac{" * n + "1" + "}{2}" * n,
-    "power_tower": lambda n: "9^{" * n + "9" + "}" * n,
-    "deep_braces": lambda n: "{" * n + "x" + "}" * n,
-    "unclosed_boxes": lambda n: "\\boxed{" * n,
-    "deep_parens": lambda n: "(" * n + "1" + ")" * n,
-    "long_number": lambda n: "9" * n,
-    "factorials": lambda n: "99" + "!" * n,
-    "nested_sqrt": lambda n: "\\sqrt{" * n + "2" + "}" * n,
-    "many_equals": lambda n: "x=" * n + "1",
-    "huge_power": lambda n: f"{n}^{{{n}^{{{n}}}}}",
-    "blank_runs": lambda n: "Answer is" + " " * n * 10 + "^" + " " * n * 10 + "x",
-    "big_matrix": lambda n: "\\begin{pmatrix}" + "\\\\".join(["&".join("x" * 20)] * n)
-    + "\\end{pmatrix}",
-}
 GOLDS = ["1", "0.5", "\\frac{1}{2}", "(1,2)", "[0,1)", "x+1", "\\sqrt{2}", "42", "50\\%", "E", "I"]
 PREFIXES = ["", "<think>", "<think>reasoning</think>", "</think>", "<think>a</think>b</think>"]
 
@@ -156,12 +122,13 @@ def run(n: int, seed: int, batch: int, timeout_s: float) -> dict:
             except Exception:
                 exceptions[name] += 1
         try:
-            for result in grade_math_many(texts, golds, require_think=False, timeout_s=timeout_s):
+            jobs = [("math", [text], gold, None) for text, gold in zip(texts, golds)]
+            for (result,) in grade_batch(jobs, require_think=False, timeout_s=timeout_s):
                 statuses[result["status"]] += 1
                 rewards[f"oat={int(result['oat'])}"] += 1
                 rewards[f"math_verify={int(result['math_verify'])}"] += 1
         except Exception:
-            exceptions["grade_math_many"] += 1
+            exceptions["grade_batch"] += 1
         print(f"\r{min(i + batch, n)}/{n} graded", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     pool_stats = collections.Counter(pool.stats)
@@ -180,7 +147,7 @@ def run(n: int, seed: int, batch: int, timeout_s: float) -> dict:
         "exceptions_total": sum(exceptions.values()),
         "slowest_extractor_call_s": {k: round(v, 3) for k, v in slowest.items()},
         "pool_outcomes": {k: v for k, v in sorted(pool_stats.items()) if v},
-        "grade_math_many_statuses": dict(statuses),
+        "grade_batch_statuses": dict(statuses),
         "verdicts": dict(sorted(rewards.items())),
         "max_rss_main_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "max_rss_worker_mb": round(pool.peak_worker_rss_mb, 1),
@@ -200,7 +167,7 @@ def to_markdown(report: dict, command: str) -> str:
         "",
         "Each generated completion goes through the in-process extractors, the three rewards (in "
         f"batches of {report['batch']}, per-completion bound {report['timeout_s']:g} s) and "
-        "`grade_math_many` (Math-Verify + OAT grader, same bound). A pool outcome is one graded "
+        "`grade_batch` (Math-Verify + OAT grader, same bound). A pool outcome is one graded "
         "item in a worker: `timeout` means the item exceeded the bound and its worker was killed "
         "and replaced; `error` that the grader raised inside the worker (e.g. `MemoryError` at the "
         "worker's memory limit); `crash` that the worker died. All of these score 0. "
@@ -229,7 +196,7 @@ def main() -> None:
     for key, value in report.items():
         print(f"{key}: {value}")
     if args.out:
-        command = "python benchmarks/fuzz_graders.py " + " ".join(sys.argv[1:])
+        command = "python -m benchmarks.fuzz_graders " + " ".join(sys.argv[1:])
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(to_markdown(report, command))
     SENTINEL.unlink(missing_ok=True)

@@ -4,7 +4,6 @@
                    [--num_processes N] [any recipe setting as --key value]
     srft-trl eval --model PATH [...]        (srft_trl.eval.cli)
     srft-trl analyze ...                    (srft_trl.analysis.cli, when installed)
-    srft-trl study ...                      (benchmarks.toy_study, from a source checkout)
 
 `train` works the way TRL's `trl grpo` does: the recipe and the command line are parsed first
 (unknown keys fail here, before anything is launched); options that belong to `accelerate launch`
@@ -31,7 +30,6 @@ COMMANDS = {
     "train": "train from a recipe (YAML): SRFT, GRPO, LUFFY, SFT, SFT-KL, ...",
     "eval": "evaluate a model on the paper's benchmarks",
     "analyze": "analyse checkpoints and training runs (srft_trl.analysis)",
-    "study": "run the toy study (benchmarks.toy_study, source checkout only)",
 }
 
 EPILOG = """examples:
@@ -86,11 +84,12 @@ def resolve_accelerate_config(launch_args: list[str]) -> list[str]:
 
 def train(argv: Sequence[str]) -> int:
     """`srft-trl train`: in this process, or through `accelerate launch -m srft_trl.train`."""
+    from . import recipes
     from . import train as train_module
 
     try:
-        args = train_module.parse_args(argv)
-    except train_module.RecipeError as error:
+        args = recipes.parse_args(argv)
+    except recipes.RecipeError as error:
         print(f"srft-trl train: error: {error}", file=sys.stderr)
         return 2
     if not args.launch:
@@ -104,7 +103,7 @@ def train(argv: Sequence[str]) -> int:
     except ValueError as error:
         print(f"srft-trl train: error: {error}", file=sys.stderr)
         return 2
-    script_args = train_module.remove_subsequence(args.argv, args.cli_launch)
+    script_args = recipes.remove_subsequence(args.argv, args.cli_launch)
     command = launch + ["--module", "srft_trl.train", *script_args]
     print(f"srft-trl: accelerate launch {' '.join(command)}", flush=True)
     try:
@@ -120,7 +119,7 @@ def train(argv: Sequence[str]) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# eval, analyze, study: dispatch to modules imported only when used
+# eval, analyze: dispatch to modules imported only when used
 # --------------------------------------------------------------------------------------------
 
 
@@ -144,43 +143,10 @@ def analyze(argv: Sequence[str]) -> int:
     return module.main(list(argv)) or 0
 
 
-def _import_toy_study():
-    try:
-        return importlib.import_module("benchmarks.toy_study")
-    except ModuleNotFoundError as error:
-        if error.name not in ("benchmarks", "benchmarks.toy_study"):
-            raise
-    checkout = Path(__file__).resolve().parents[1]  # benchmarks/ sits beside srft_trl/ in a source checkout
-    if not (checkout / "benchmarks" / "toy_study").exists():
-        return None
-    sys.path.insert(0, str(checkout))
-    sys.modules.pop("benchmarks", None)
-    try:
-        return importlib.import_module("benchmarks.toy_study")
-    except ModuleNotFoundError as error:
-        if error.name not in ("benchmarks", "benchmarks.toy_study"):
-            raise
-        return None
-
-
-def study(argv: Sequence[str]) -> int:
-    module = _import_toy_study()
-    entry = getattr(module, "main", None)
-    if entry is None:
-        print(
-            "srft-trl study: the toy study (benchmarks.toy_study with a main(argv)) is only available from a source "
-            "checkout of srft-trl.",
-            file=sys.stderr,
-        )
-        return 2
-    return entry(list(argv)) or 0
-
-
 HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {
     "train": train,
     "eval": evaluate,
     "analyze": analyze,
-    "study": study,
 }
 
 

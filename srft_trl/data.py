@@ -334,6 +334,94 @@ def _maybe_filter(dataset, tokenizer, max_demo_tokens, demo_column, num_proc) ->
 
 
 # --------------------------------------------------------------------------------------------
+# A recipe's data: the splits it names, filtered once before training
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_system_prompt(choice: str) -> str | None:
+    """`srft` -> the paper's instruction; `none` -> None (prompts as in the dataset); else the text."""
+    if choice == "srft":
+        return SRFT_SYSTEM_PROMPT
+    if choice == "none":
+        return None
+    return choice
+
+
+def load_split(script, split: str, tokenizer, demo_column: str = "demo"):
+    """One split as TRL rows: `prompt`, the demonstration in `demo_column`, the answer in `solution`."""
+    system_prompt = resolve_system_prompt(script.system_prompt)
+    common = dict(system_prompt=system_prompt, tokenizer=tokenizer)
+    name = script.dataset_name
+    if name == "tiny_math":
+        return load_tiny_math(split, demo_column=demo_column, solution_column="solution", **common)
+    if script.dataset_format == "openr1":
+        source = OPENR1_HUB_ID if name == "openr1" else name
+        return load_openr1(source, split, demo_column=demo_column, solution_column="solution", **common)
+    dataset = load_prompt_demo_dataset(
+        name,
+        prompt_column=script.dataset_prompt_column,
+        demo_column=script.dataset_demo_column,
+        solution_column=script.dataset_solution_column,
+        split=split,
+        conversational=system_prompt is not None,
+        **common,
+    )
+    renames = {script.dataset_demo_column: demo_column, script.dataset_solution_column: "solution"}
+    renames = {old: new for old, new in renames.items() if old != new}
+    clashes = [new for new in renames.values() if new in dataset.column_names]
+    if clashes:
+        dataset = dataset.remove_columns(clashes)
+    return dataset.rename_columns(renames) if renames else dataset
+
+
+def filter_prompt_length(dataset, tokenizer, max_tokens: int):
+    """Drop rows whose chat-formatted prompt is longer than `max_tokens`; return (dataset, dropped)."""
+
+    def length(prompt) -> int:
+        if isinstance(prompt, str):
+            return len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        encoded = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=True)
+        return len(encoded["input_ids"])
+
+    def fits(batch):
+        return [length(prompt) <= max_tokens for prompt in batch["prompt"]]
+
+    filtered = dataset.filter(fits, batched=True, desc="Filtering prompt length")
+    return filtered, len(dataset) - len(filtered)
+
+
+def build_datasets(script, training, tokenizer, demo_column: str = "demo", log=print):
+    """The training split (filtered by demo and prompt length, with counts) and the held-out split."""
+    with training.main_process_first(desc="loading the dataset"):
+        train = load_split(script, script.dataset_train_split, tokenizer, demo_column)
+        total = len(train)
+        if script.max_demo_tokens is not None:
+            train, dropped = filter_by_demo_length(train, tokenizer, script.max_demo_tokens, demo_column)
+            log(f"max_demo_tokens={script.max_demo_tokens}: dropped {dropped} of {total} rows")
+        if script.max_prompt_tokens is not None:
+            before = len(train)
+            train, dropped = filter_prompt_length(train, tokenizer, script.max_prompt_tokens)
+            log(f"max_prompt_tokens={script.max_prompt_tokens}: dropped {dropped} of {before} rows")
+        heldout = load_split(script, script.eval_split, tokenizer, demo_column) if script.eval_split else None
+    if len(train) == 0:
+        raise ValueError("no training rows left after filtering.")
+    return train, heldout
+
+
+def to_sft_rows(dataset, demo_column: str = "demo"):
+    """Prompt-completion rows for TRL's `SFTTrainer` (loss on the demonstration only)."""
+
+    def convert(row):
+        completion = row[demo_column]
+        if not isinstance(row["prompt"], str):
+            completion = [{"role": "assistant", "content": completion}]
+        return {"prompt": row["prompt"], "completion": completion}
+
+    return dataset.map(convert, remove_columns=dataset.column_names, desc="Prompt-completion rows")
+
+
+
+# --------------------------------------------------------------------------------------------
 # Tiny arithmetic problems
 # --------------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ Use :func:`get_reward_funcs` to build the list passed as ``reward_funcs`` to the
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -28,8 +29,8 @@ import warnings
 from typing import Any, Callable, Sequence
 
 from .grading import answer_after_think, extract_boxed, extract_choice
-from .grading.bounded import OK, run_bounded_status
-from .grading.math import parse_gold, parse_pred
+from .grading.bounded import OK
+from .grading.verdict import grade_batch
 
 __all__ = [
     "math_accuracy_reward",
@@ -101,23 +102,6 @@ def _timeout(kwargs: dict) -> float:
     return float(value) if value else DEFAULT_TIMEOUT_S
 
 
-def _math_reward_item(item: tuple[str, str]) -> tuple[float, bool]:
-    """Worker entry point: ``(score, gold_parsed)`` for one (answer part, gold) pair."""
-    from math_verify import verify
-
-    answer, gold = item
-    gold_parsed = parse_gold(gold)
-    if not gold_parsed:
-        return 0.0, False
-    pred_parsed = parse_pred(answer)
-    if not pred_parsed:
-        return 0.0, True
-    try:
-        return float(bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))), True
-    except Exception:
-        return 0.0, True
-
-
 def math_accuracy_reward(
     completions: Sequence, solution: Sequence | None = None, **kwargs
 ) -> list[float]:
@@ -128,7 +112,7 @@ def math_accuracy_reward(
     """
     _check_lengths(completions, solution, "math_accuracy_reward")
     scores = [0.0] * len(completions)
-    jobs: list[tuple[int, tuple[str, str]]] = []
+    jobs: list[tuple[int, str, str]] = []
     for i, (completion, gold) in enumerate(zip(completions, solution)):
         gold_text = "" if gold is None else str(gold).strip()
         if not gold_text:
@@ -137,19 +121,19 @@ def math_accuracy_reward(
         answer = answer_after_think(completion_text(completion), require_think=True)
         if answer is None or not answer.strip():
             continue
-        jobs.append((i, (answer, gold_text)))
+        jobs.append((i, answer, gold_text))
     if not jobs:
         return scores
-    outcomes = run_bounded_status(_math_reward_item, [item for _, item in jobs], _timeout(kwargs))
+    verdicts = grade_batch([("math_verify", [answer], gold, None) for _, answer, gold in jobs],
+                           require_think=False, timeout_s=_timeout(kwargs))
     failed = 0
-    for (i, (_, gold_text)), outcome in zip(jobs, outcomes):
-        if outcome.status != OK:
+    for (i, _, gold_text), (verdict,) in zip(jobs, verdicts):
+        if verdict["status"] != OK:
             failed += 1
             continue
-        score, gold_parsed = outcome.value
-        if not gold_parsed:
+        if not verdict["gold_parsed"]:
             _warn_bad_gold(gold_text, "math_accuracy_reward", "could not be parsed by Math-Verify")
-        scores[i] = score
+        scores[i] = float(verdict["math_verify"])
     if failed:
         logger.warning(
             "math_accuracy_reward: %d of %d completions timed out or crashed their grader; "
@@ -206,12 +190,20 @@ REWARD_FUNCS: dict[str, Callable[..., list[float]]] = {
 
 
 def get_reward_funcs(names: Sequence[str] | str) -> list[Callable[..., list[float]]]:
-    """Reward functions by name (see ``REWARD_FUNCS``); unknown names raise ``ValueError``."""
+    """Reward functions by name (see ``REWARD_FUNCS``) or dotted import path (``pkg.module.func``);
+    unknown names raise ``ValueError``."""
     if isinstance(names, str):
         names = [names]
-    unknown = [name for name in names if name not in REWARD_FUNCS]
+    unknown = [name for name in names if name not in REWARD_FUNCS and "." not in name]
     if unknown:
         raise ValueError(
-            f"unknown reward function(s) {unknown}; available: {sorted(REWARD_FUNCS)}"
+            f"unknown reward function(s) {unknown}; available: {sorted(REWARD_FUNCS)} or a dotted import path"
         )
-    return [REWARD_FUNCS[name] for name in names]
+    funcs = []
+    for name in names:
+        if name in REWARD_FUNCS:
+            funcs.append(REWARD_FUNCS[name])
+        else:
+            module, attribute = name.rsplit(".", 1)
+            funcs.append(getattr(importlib.import_module(module), attribute))
+    return funcs

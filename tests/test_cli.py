@@ -35,8 +35,9 @@ def _small_run(tiny_model_dir: Path, out: Path, eval_limit: int) -> list[str]:
 def test_help_lists_the_commands():
     result = subprocess.run([str(BIN / "srft-trl"), "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    for command in ("train", "eval", "analyze", "study"):
+    for command in ("train", "eval", "analyze"):
         assert re.search(rf"^\s+{command}\s", result.stdout, re.M), result.stdout
+    assert not re.search(r"^\s+study\s", result.stdout, re.M), result.stdout  # benchmarks are not commands
 
 
 def test_tiny_recipe_end_to_end_in_one_process(tiny_model_dir, tmp_path):
@@ -77,7 +78,7 @@ def test_train_hands_launcher_options_to_accelerate(monkeypatch, tmp_path):
                        "--output_dir", str(tmp_path)])
     assert status == 0
     args = captured["args"]
-    assert args.config_file == str(ROOT / "recipes" / "accelerate" / "cpu_2proc.yaml")
+    assert Path(args.config_file).resolve() == (ROOT / "recipes" / "accelerate" / "cpu_2proc.yaml").resolve()
     assert args.module and args.training_script == "srft_trl.train"
     assert args.training_script_args == ["--config", str(TINY), "--max_steps", "2", "--output_dir", str(tmp_path)]
 
@@ -111,10 +112,7 @@ def test_other_commands_dispatch(monkeypatch, capsys):
     analysis = types.SimpleNamespace(main=lambda argv: seen.append(("analyze", argv)) or 0)
     monkeypatch.setattr(cli.importlib, "import_module", lambda name: analysis)
     assert cli.main(["analyze", "runs/x"]) == 0
-    study = types.SimpleNamespace(main=lambda argv: seen.append(("study", argv)))
-    monkeypatch.setattr(cli, "_import_toy_study", lambda: study)
-    assert cli.main(["study", "--quick"]) == 0
-    assert seen == [("eval", ["--list-benchmarks"]), ("analyze", ["runs/x"]), ("study", ["--quick"])]
+    assert seen == [("eval", ["--list-benchmarks"]), ("analyze", ["runs/x"])]
 
 
 def test_missing_optional_commands_say_so(monkeypatch, capsys):
@@ -124,9 +122,14 @@ def test_missing_optional_commands_say_so(monkeypatch, capsys):
     monkeypatch.setattr(cli.importlib, "import_module", missing)
     assert cli.main(["analyze"]) == 2
     assert "not part of this installation" in capsys.readouterr().err
-    monkeypatch.setattr(cli, "_import_toy_study", lambda: None)
-    assert cli.main(["study"]) == 2
-    assert "source checkout" in capsys.readouterr().err
+
+
+def test_study_is_not_a_command(capsys):
+    # The toy study lives outside the package (`python -m benchmarks.toy_study` in a checkout).
+    with pytest.raises(SystemExit) as error:
+        cli.main(["study"])
+    assert error.value.code == 2
+    assert "unknown command 'study'" in capsys.readouterr().err
 
 
 def test_unknown_command_fails():

@@ -242,12 +242,14 @@ def test_mc_letters_are_extracted_boxed_first_then_anchored_answer():
 
 
 def test_mc_is_never_graded_through_the_math_path(monkeypatch):
+    import srft_trl.grading.verdict
     import srft_trl.grading as grading
 
     def boom(*args, **kwargs):
         raise AssertionError("multiple choice went through the math grader")
 
-    monkeypatch.setattr(grading, "grade_math", boom)
+    monkeypatch.setattr(grading.verdict, "grade_math", boom)
+    monkeypatch.setattr(grading.verdict, "math_verify_check", boom)
     verdict = grade_sample({"kind": "mc", "response": "\\boxed{E}", "gold": "E", "letters": "ABCDE",
                             "require_think": False})
     assert verdict["correct"] and "math_verify" not in verdict and "oat" not in verdict

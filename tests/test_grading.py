@@ -14,8 +14,8 @@ from srft_trl.grading import (
     answer_after_think,
     extract_boxed,
     extract_choice,
+    grade_batch,
     grade_math,
-    grade_math_many,
     math_verify_equal,
     normalize_answer,
     oat_grade,
@@ -162,14 +162,14 @@ def test_grade_math_extracted_without_box():
     assert result == {"extracted": "7", "math_verify": True, "oat": False}
 
 
-def test_grade_math_many_bounded():
+def test_grade_batch_bounded():
     responses = ["</think>\\boxed{2}", "</think>\\boxed{3}", "no think \\boxed{2}"]
-    results = grade_math_many(responses, ["2", "2", "2"], timeout_s=30)
+    results = grade_batch([("math", responses, "2", None)], require_think=True, timeout_s=30)[0]
     assert [r["oat"] for r in results] == [True, False, False]
     assert [r["math_verify"] for r in results] == [True, False, False]
     assert [r["status"] for r in results] == ["ok"] * 3
     with pytest.raises(ValueError):
-        grade_math_many(responses, ["2"])
+        grade_batch([("math", responses[0], "2")], require_think=True)  # a job is (kind, samples, gold, letters)
 
 
 # --------------------------------------------------------------------------- multiple choice
@@ -270,7 +270,7 @@ def test_pool_works_from_thread(pool):
 
     def target():
         results["bounded"] = pool.map(time.sleep, [3600, 0], timeout_s=1.0, fallback=-1)
-        results["math"] = grade_math_many(["</think>\\boxed{4}"], ["4"], timeout_s=30)
+        results["math"] = grade_batch([("math", ["</think>\\boxed{4}"], "4", None)], require_think=True, timeout_s=30)[0]
 
     thread = threading.Thread(target=target)
     thread.start()

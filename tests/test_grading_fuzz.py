@@ -2,7 +2,7 @@
 never executes code (a sentinel file that an ``eval`` of the payload would create never appears).
 
 Examples are kept few (the graders run in worker processes with a time bound per completion);
-``benchmarks/fuzz_graders.py`` runs the same kind of input at scale.
+``python -m benchmarks.fuzz_graders`` runs the same kind of input (``srft_trl.grading.hostile``) at scale.
 """
 
 from __future__ import annotations
@@ -13,21 +13,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks import fuzz_graders
+from srft_trl.grading import hostile
 from srft_trl.grading import (
     answer_after_think,
     extract_boxed,
     extract_choice,
-    grade_math_many,
+    grade_batch,
     normalize_answer,
 )
 from srft_trl.rewards import format_reward, math_accuracy_reward, multiple_choice_reward
 
 # One hostile vocabulary for the property tests and the 10,000-input benchmark; the tests add the
 # few inputs that exercised regressions found here (long blank runs, unbalanced brackets).
-SENTINEL, PAYLOADS = fuzz_graders.SENTINEL, fuzz_graders.PAYLOADS
-ATOMS = [*fuzz_graders.ATOMS, "\\sqrt[", "\\left.", "$$", "answer is (", " " * 3000, "answer" + " " * 1000]
-BOMBS = {**fuzz_graders.BOMBS, "many_commas": lambda n: "(" + ",".join(["1"] * n) + ")"}
+SENTINEL, PAYLOADS = hostile.SENTINEL, hostile.PAYLOADS
+ATOMS = [*hostile.ATOMS, "\\sqrt[", "\\left.", "$$", "answer is (", " " * 3000, "answer" + " " * 1000]
+BOMBS = {**hostile.BOMBS, "many_commas": lambda n: "(" + ",".join(["1"] * n) + ")"}
 
 hostile_text = st.lists(st.sampled_from(ATOMS) | st.text(max_size=6), max_size=40).map("".join)
 bomb = st.builds(
@@ -96,7 +96,7 @@ def test_rewards_never_raise(completions, data):
 @POOLED
 @given(st.lists(completion, min_size=1, max_size=4), golds)
 def test_graders_never_raise(responses, gold):
-    results = grade_math_many(responses, [gold] * len(responses), require_think=False, timeout_s=1)
+    results = grade_batch([("math", responses, gold, None)], require_think=False, timeout_s=1)[0]
     assert len(results) == len(responses)
     for result in results:
         assert result["status"] in {"ok", "timeout", "crash", "error"}
@@ -106,7 +106,8 @@ def test_graders_never_raise(responses, gold):
 
 def test_payloads_are_never_executed():
     responses = [f"</think>{p}" for p in PAYLOADS] + [f"</think>\\boxed{{{p}}}" for p in PAYLOADS]
-    results = grade_math_many(responses, PAYLOADS * 2, require_think=True, timeout_s=5)
+    jobs = [("math", [response], gold, None) for response, gold in zip(responses, PAYLOADS * 2)]
+    results = [verdict for (verdict,) in grade_batch(jobs, require_think=True, timeout_s=5)]
     math_accuracy_reward(responses, PAYLOADS * 2, reward_timeout_s=5)
     assert all(r["status"] == "ok" for r in results)
     _assert_no_sentinel()

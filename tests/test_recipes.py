@@ -9,15 +9,12 @@ import pytest
 import yaml
 
 from srft_trl import SRFTConfig
-from srft_trl.train import (
-    RecipeError,
-    SFTKLConfig,
-    build_datasets,
-    build_trainer,
-    extend_context,
-    install_model_card,
-    parse_args,
-)
+from srft_trl.data import build_datasets
+from srft_trl.model_card import install_model_card
+from srft_trl.models import extend_context
+from srft_trl.recipes import RecipeError, parse_args
+from srft_trl.sft_kl import SFTKLConfig
+from srft_trl.train import build_trainer
 from trl import SFTConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,7 +241,7 @@ def test_model_card_names_srft_the_paper_the_recipe_and_metrics(tiny_model_dir, 
 
 
 def test_sft_kl_trainer_adds_the_kl_to_the_base_model(tiny_model_dir, tmp_path):
-    from srft_trl.train import SFTKLTrainer
+    from srft_trl.sft_kl import SFTKLTrainer
 
     recipe = tmp_path / "sft_kl_tiny.yaml"
     recipe.write_text(yaml.safe_dump({

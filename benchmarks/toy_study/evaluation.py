@@ -1,6 +1,6 @@
 """Held-out accuracy: greedy decoding on the shipped `test` (in-distribution) and `ood` splits.
 
-Batched greedy generation (`srft_trl.train.generate_batched`) rather than `srft_trl.eval.evaluate`: that is built
+Batched greedy generation (`srft_trl.generation.generate`) rather than `srft_trl.eval.evaluate`: that is built
 for the paper's benchmarks (Hub data, the paper's prompt templates, caches and reports), while the
 study needs a few hundred greedy completions of a ~1M-parameter model in a second or two. Grading
 goes through the product's own reward, `srft_trl.rewards.math_accuracy_reward` (Math-Verify after
@@ -20,12 +20,12 @@ def load_split(split: str, limit: int | None = None) -> list[dict]:
 
 
 def generate_greedy(model, tokenizer, prompts: list, max_new_tokens: int, batch_size: int = 50) -> list[str]:
-    """Greedy responses, through the product's batched generation (`srft_trl.train.generate_batched`)."""
-    from srft_trl.train import generate_batched
+    """Greedy responses, through the product's batched generation (`srft_trl.generation.generate`)."""
+    from srft_trl.generation import generate, render_prompt
 
-    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-    return generate_batched(model, tokenizer, texts, max_new_tokens=max_new_tokens, temperature=0.0,
-                            batch_size=batch_size)
+    texts = [render_prompt(tokenizer, p) for p in prompts]
+    responses = generate(model, tokenizer, texts, max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size)
+    return [samples[0] for samples in responses]
 
 
 def accuracy(model, tokenizer, rows: list[dict], reward_fn, max_new_tokens: int) -> dict:

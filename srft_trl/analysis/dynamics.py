@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checkpoints import checkpoint_dirs, checkpoint_step
 from .files import atomic_write_json, unique_labels
 
 __all__ = [
@@ -60,7 +60,6 @@ TITLES = {
     "w_rl": ("w_RL", "weight"),
 }
 DEFAULT_METRICS = ("reward", "length", "entropy", "w_sft", "w_rl")
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def _global_step(path: Path) -> int:
@@ -78,7 +77,7 @@ def find_trainer_state(run: str | os.PathLike) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such file or folder")
     candidates = [path / "trainer_state.json"]
-    candidates += [p / "trainer_state.json" for p in path.iterdir() if p.is_dir() and _CHECKPOINT.match(p.name)]
+    candidates += [p / "trainer_state.json" for p in checkpoint_dirs(path)]
     found = [c for c in candidates if c.is_file()]
     if not found:
         raise FileNotFoundError(f"{path}: no trainer_state.json here or in its checkpoint-N folders")
@@ -166,7 +165,7 @@ def _run_label(run: str | os.PathLike) -> str:
         return path.stem  # e.g. a result file `srft-seed0.json`
     if path.is_file():
         path = path.parent
-    if _CHECKPOINT.match(path.name) and path.parent.name:
+    if checkpoint_step(path) is not None and path.parent.name:
         return path.parent.name
     return path.name or str(run)
 

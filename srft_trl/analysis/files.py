@@ -1,15 +1,15 @@
-"""Reading the JSONL inputs and writing every output atomically (temp file in the same folder + `os.replace`)."""
+"""Reading the JSONL inputs; every output is written atomically (`srft_trl.files`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from ..files import atomic_path, atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 __all__ = [
     "atomic_path",
@@ -21,39 +21,6 @@ __all__ = [
     "slugify",
     "unique_labels",
 ]
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed.
-
-    The temporary name keeps `path`'s suffix, so writers that pick a format from the suffix
-    (matplotlib's `savefig`) behave as for the final name.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-
-
-def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> Path:
-    return atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> Path:

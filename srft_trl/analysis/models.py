@@ -18,11 +18,13 @@ import gc
 import json
 import logging
 import os
-import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Union
+
+from ..checkpoints import checkpoint_dirs
+from ..checkpoints import checkpoint_step as folder_step
 
 __all__ = [
     "ModelRef",
@@ -39,7 +41,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ModelRef = Union[str, os.PathLike, tuple]
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def is_model_dir(path: str | os.PathLike) -> bool:
@@ -49,8 +50,7 @@ def is_model_dir(path: str | os.PathLike) -> bool:
 
 
 def _checkpoint_dirs(path: Path) -> list[Path]:
-    found = [(int(m.group(1)), p) for p in path.iterdir() if (m := _CHECKPOINT.match(p.name)) and is_model_dir(p)]
-    return [p for _, p in sorted(found)]
+    return [p for p in checkpoint_dirs(path) if is_model_dir(p)]
 
 
 def expand_checkpoints(refs: Iterable[ModelRef]) -> list[ModelRef]:
@@ -82,8 +82,8 @@ def checkpoint_step(ref: ModelRef) -> int | None:
     if isinstance(ref, tuple):
         return None
     path = Path(ref)
-    if match := _CHECKPOINT.match(path.name):
-        return int(match.group(1))
+    if (step := folder_step(path)) is not None:
+        return step
     state = path / "trainer_state.json"
     if state.is_file():
         try:
@@ -100,7 +100,7 @@ def model_label(ref: ModelRef) -> str:
         name = getattr(model, "name_or_path", None) or getattr(getattr(model, "config", None), "_name_or_path", "")
         return Path(str(name)).name or type(model).__name__
     path = Path(ref)
-    if _CHECKPOINT.match(path.name) and path.parent.name:
+    if folder_step(path) is not None and path.parent.name:
         return f"{path.parent.name}/{path.name}"
     return path.name or str(ref)
 
@@ -179,7 +179,7 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(
             path_str, dtype=torch_dtype, trust_remote_code=trust_remote_code, **placement
         )
-    if _CHECKPOINT.match(local.name):
+    if folder_step(local) is not None:
         candidates.append(str(local.parent))
     if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
         tokenizer = _load_tokenizer(

@@ -170,7 +170,9 @@ def render_prompt(tokenizer, prompt: str | list[dict], chat: str = "auto") -> tu
         raise ValueError("chat='never' but the prompt is a list of messages")
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("the prompt is a list of messages but the tokenizer has no chat template")
-    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True), True
+    from ..generation import render_prompt as render_messages
+
+    return render_messages(tokenizer, prompt), True
 
 
 def encode_prompt(tokenizer, prompt, chat: str = "auto") -> list[int]:

@@ -11,7 +11,6 @@ vLLM is imported only inside `VLLMBackend`, so this module imports on machines w
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from abc import ABC, abstractmethod
@@ -19,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..models import rope_overrides
 from .cache import model_fingerprint
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "make_backend",
     "resolve_backend_name",
     "generation_budget",
-    "rope_overrides",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,25 +79,6 @@ def generation_budget(prompt_len: int, max_new_tokens: int, context_len: int | N
     return room
 
 
-def rope_overrides(config, rope_theta: float | None = None, max_position_embeddings: int | None = None) -> dict[str, Any]:
-    """Config overrides that set the RoPE base and the position window, in the form the installed
-    transformers uses (`rope_parameters` since v5, a top-level `rope_theta` before).
-
-    This is the paper's context extension of Qwen2.5-Math-7B (App. B: theta 10,000 -> 40,000,
-    window 16,384), applied at load time to a checkpoint whose config still has the native values.
-    """
-    overrides: dict[str, Any] = {}
-    if rope_theta is not None:
-        parameters = getattr(config, "rope_parameters", None)
-        if isinstance(parameters, dict):
-            overrides["rope_parameters"] = {**parameters, "rope_theta": float(rope_theta)}
-        else:
-            overrides["rope_theta"] = float(rope_theta)
-    if max_position_embeddings is not None:
-        overrides["max_position_embeddings"] = int(max_position_embeddings)
-    return overrides
-
-
 class Backend(ABC):
     """The interface the runner uses. Subclasses set `name` and `tokenizer`."""
 
@@ -117,15 +97,6 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release resources (GPU memory, worker processes)."""
-
-
-def _eos_ids(*sources) -> list[int]:
-    ids: list[int] = []
-    for value in sources:
-        for token_id in value if isinstance(value, (list, tuple)) else [value]:
-            if token_id is not None and token_id not in ids:
-                ids.append(int(token_id))
-    return ids
 
 
 class TransformersBackend(Backend):
@@ -199,51 +170,34 @@ class TransformersBackend(Backend):
             "hf_overrides": self.hf_overrides,
         }
 
-    def _generation_config(self, sampling: SamplingConfig, budget: int, count: int):
-        config = copy.deepcopy(self.model.generation_config)
-        sample = sampling.temperature > 0
-        config.update(
-            do_sample=sample,
-            temperature=sampling.temperature if sample else None,
-            top_p=sampling.top_p if sample else None,
-            top_k=0 if sample else None,
-            min_p=None,
-            repetition_penalty=1.0,
-            max_new_tokens=budget,
-            max_length=None,
-            num_return_sequences=count,
-            use_cache=True,
-            pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id,
-            eos_token_id=_eos_ids(config.eos_token_id, self.tokenizer.eos_token_id),
-        )
-        return config
-
     def generate(self, requests, sampling):
-        import torch
+        """Through `srft_trl.generation.generate`: each request under its own seed (its samples do
+        not depend on which other requests share a run: the cache relies on it); greedy requests
+        with the same budget are batched across prompts, as the seed does not matter for them."""
+        from ..generation import generate
 
-        was_training = self.model.training
-        self.model.eval()
-        device = self.model.device
-        fork_devices = [device.index or 0] if device.type == "cuda" else []
-        try:
+        def budget_of(request):
+            length = len(self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"])
+            return generation_budget(length, sampling.max_new_tokens, self.max_model_len, self.context_overflow)
+
+        options = dict(temperature=sampling.temperature, top_p=sampling.top_p, batch_size=self.batch_size)
+        requests = list(requests)
+        if sampling.temperature > 0:
             for request in requests:
-                encoded = self.tokenizer(request.prompt, return_tensors="pt", add_special_tokens=False).to(device)
-                prompt_len = encoded["input_ids"].shape[1]
-                budget = generation_budget(prompt_len, sampling.max_new_tokens, self.max_model_len, self.context_overflow)
-                samples: list[str] = []
-                # A private RNG stream per request: reproducible, and the caller's global RNG
-                # (a training run's, for the callback) is left as it was.
-                with torch.random.fork_rng(devices=fork_devices), torch.no_grad():
-                    torch.manual_seed(request.seed)
-                    while len(samples) < request.n:
-                        count = min(self.batch_size, request.n - len(samples))
-                        output = self.model.generate(
-                            **encoded, generation_config=self._generation_config(sampling, budget, count)
-                        )
-                        samples.extend(self.tokenizer.batch_decode(output[:, prompt_len:], skip_special_tokens=True))
+                budget = budget_of(request)
+                (samples,) = generate(self.model, self.tokenizer, [request.prompt], max_new_tokens=budget,
+                                      num_samples=request.n, seeds=[request.seed], **options)
                 yield request, samples, {"max_new_tokens": budget}
-        finally:
-            self.model.train(was_training)
+            return
+        for start in range(0, len(requests), self.batch_size):
+            chunk = requests[start : start + self.batch_size]
+            budgets = [budget_of(request) for request in chunk]
+            for budget in dict.fromkeys(budgets):
+                group = [request for request, b in zip(chunk, budgets) if b == budget]
+                responses = generate(self.model, self.tokenizer, [r.prompt for r in group], max_new_tokens=budget,
+                                     **options)
+                for request, samples in zip(group, responses):
+                    yield request, samples * request.n, {"max_new_tokens": budget}
 
 
 class VLLMBackend(Backend):

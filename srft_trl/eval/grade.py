@@ -1,11 +1,5 @@
-"""Grading of generated samples, run in bounded worker processes (`srft_trl.grading.bounded`).
-
-Math answers go through `srft_trl.grading.grade_math`, which reports Math-Verify's and the OAT
-grader's verdicts. Multiple-choice answers never go through the math path (Math-Verify reads `E`
-as Euler's number and `I` as the imaginary unit): the letter is extracted with
-`srft_trl.grading.extract_choice` (a boxed letter first, then an anchored `Answer: X`), limited
-to the item's letters, and compared with the gold letter.
-"""
+"""Grading while generating: `BackgroundGrader` feeds finished items to `srft_trl.grading.grade_batch`
+(the verdicts and the worker pool are `srft_trl.grading`'s; see `srft_trl.grading.verdict`)."""
 
 from __future__ import annotations
 
@@ -14,56 +8,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from srft_trl.grading.verdict import PRIMARY_GRADER, grade_batch, grade_sample
+
 __all__ = ["grade_sample", "grade_samples", "grade_batch", "BackgroundGrader", "PRIMARY_GRADER"]
-
-# The paper's final numbers use the OAT grader (Sec. 5.1).
-PRIMARY_GRADER = "oat"
-
-
-def grade_sample(task: dict[str, Any]) -> dict[str, Any]:
-    """Grade one sample; runs inside a worker process (top-level, so it pickles)."""
-    response, gold = task["response"], task["gold"]
-    if task["kind"] == "math":
-        from srft_trl.grading import grade_math
-
-        verdict = grade_math(response, gold, require_think=task["require_think"])
-        math_verify, oat = bool(verdict["math_verify"]), bool(verdict["oat"])
-        return {"extracted": verdict.get("extracted"), "math_verify": math_verify, "oat": oat,
-                "correct": oat if PRIMARY_GRADER == "oat" else math_verify}
-    from srft_trl.grading import answer_after_think, extract_choice
-
-    answer = answer_after_think(response, require_think=task["require_think"])
-    letter = extract_choice(answer, letters=task["letters"]) if answer is not None else None
-    return {"extracted": letter, "choice": letter == gold, "correct": letter == gold}
-
-
-def _failed(kind: str, status: str) -> dict[str, Any]:
-    verdicts = {"math_verify": False, "oat": False} if kind == "math" else {"choice": False}
-    return {"extracted": None, **verdicts, "correct": False, "grading_error": status}
-
-
-def grade_batch(
-    jobs: Sequence[tuple[str, Sequence[str], str, str | None]], *, require_think: bool, timeout_s: float = 10.0,
-) -> list[list[dict[str, Any]]]:
-    """Grade the samples of several items, `(kind, samples, gold, letters)` each, in one pass over
-    the worker pool (so all workers are busy); one list of verdicts per item.
-
-    A sample whose grading exceeds `timeout_s`, crashes its worker or raises is graded incorrect
-    and marked with `grading_error`.
-    """
-    from srft_trl.grading.bounded import run_bounded_status
-
-    tasks = [{"kind": kind, "response": sample, "gold": gold, "letters": letters, "require_think": require_think}
-             for kind, samples, gold, letters in jobs for sample in samples]
-    outcomes = iter(run_bounded_status(grade_sample, tasks, timeout_s=timeout_s) if tasks else [])
-    results = []
-    for kind, samples, _, _ in jobs:
-        verdicts = []
-        for _ in samples:
-            outcome = next(outcomes)
-            verdicts.append(outcome.value if outcome.status == "ok" else _failed(kind, f"{outcome.status}: {outcome.value}"))
-        results.append(verdicts)
-    return results
 
 
 def grade_samples(

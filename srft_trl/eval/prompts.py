@@ -55,7 +55,9 @@ def render_prompt(item: Item, template: str, tokenizer) -> str:
         return question_text(item)
     if getattr(tokenizer, "chat_template", None) is None:
         raise ValueError(f"template {template!r} needs a tokenizer with a chat template (or use --template none)")
-    return tokenizer.apply_chat_template(build_messages(item, template), tokenize=False, add_generation_prompt=True)
+    from ..generation import render_prompt as render_messages
+
+    return render_messages(tokenizer, build_messages(item, template))
 
 
 def require_think(template: str, policy: str = "auto") -> bool:

@@ -22,7 +22,8 @@ from typing import Any
 
 from .backends import Backend, Request, SamplingConfig, make_backend
 from .benchmarks import Benchmark, Item, get_benchmark, load_items, metric_name
-from .cache import GenerationCache, atomic_write_text
+from ..files import atomic_write_text
+from .cache import GenerationCache
 from .grade import PRIMARY_GRADER, BackgroundGrader
 from .metrics import default_ks, mean, mean_pass_at_k
 from .prompts import TEMPLATES, render_prompt, require_think

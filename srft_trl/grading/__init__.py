@@ -1,8 +1,9 @@
 """Answer grading: extraction, Math-Verify, an OAT-style grader, multiple choice, bounded runs.
 
 Grading untrusted model output can hang or exhaust memory; run it through
-:func:`run_bounded` / :func:`grade_math_many` (worker processes with a per-item time bound)
-rather than calling the graders directly in a training or evaluation loop.
+:func:`grade_batch` (the one batch API: worker processes with a per-item time bound, see
+:mod:`srft_trl.grading.verdict`) rather than calling the graders directly in a training or
+evaluation loop.
 
 Names are imported lazily, so ``import srft_trl.grading`` (done by every bounded worker) does not
 pull in sympy and Math-Verify until a grader is actually used.
@@ -22,9 +23,11 @@ _EXPORTS = {
     "extract_choice": "choice",
     "answer_after_think": "extract",
     "extract_boxed": "extract",
-    "grade_math": "math",
-    "grade_math_item": "math",
-    "grade_math_many": "math",
+    "GRADERS": "verdict",
+    "PRIMARY_GRADER": "verdict",
+    "grade_batch": "verdict",
+    "grade_math": "verdict",
+    "grade_sample": "verdict",
     "math_verify_check": "math",
     "math_verify_equal": "math",
     "parse_gold": "math",

@@ -517,7 +517,7 @@ def get_shared_pool() -> BoundedPool:
             pool = BoundedPool(
                 processes=_env_int("SRFT_GRADER_WORKERS", None),
                 memory_mb=_env_int("SRFT_GRADER_MEMORY_MB", 2048),
-                initializer="srft_trl.grading.math:warm_up",
+                initializer="srft_trl.grading.verdict:warm_up",
             )
             _shared_pool = pool
         return pool

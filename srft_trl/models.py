@@ -1,0 +1,124 @@
+"""The model a recipe trains: the tiny local model when asked for, the paper's RoPE extension, and
+the keyword arguments the trainer passes to `from_pretrained`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def default_tiny_model_path() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "srft_trl" / "tiny-model"
+
+
+def rope_overrides(config, rope_theta: float | None = None, max_position_embeddings: int | None = None) -> dict[str, Any]:
+    """Config overrides that set the RoPE base and the position window, in the form the installed
+    transformers uses (`rope_parameters` since v5, a top-level `rope_theta` before).
+
+    This is the paper's context extension of Qwen2.5-Math-7B (App. B: theta 10,000 -> 40,000,
+    window 16,384), applied at load time to a checkpoint whose config still has the native values.
+    """
+    overrides: dict[str, Any] = {}
+    if rope_theta is not None:
+        parameters = getattr(config, "rope_parameters", None)
+        if isinstance(parameters, dict):
+            overrides["rope_parameters"] = {**parameters, "rope_theta": float(rope_theta)}
+        else:
+            overrides["rope_theta"] = float(rope_theta)
+    if max_position_embeddings is not None:
+        overrides["max_position_embeddings"] = int(max_position_embeddings)
+    return overrides
+
+
+def extend_context(
+    model_id: str,
+    target: str | os.PathLike,
+    *,
+    rope_theta: float | None = None,
+    max_position_embeddings: int | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+) -> Path:
+    """Write `target`: `model_id` with its RoPE base and position window replaced (App. B).
+
+    Only `config.json` is rewritten; every other file is a symbolic link to the original
+    checkpoint (a Hub id is downloaded to the local cache first). Loading the model with config
+    overrides would be shorter, but TRL starts vLLM from the model's path, which would then
+    generate with the native 10,000 base while the policy is trained with 40,000. Idempotent: an
+    existing `target` with the same settings is reused.
+    """
+    from transformers import AutoConfig
+
+    target = Path(target)
+    source = Path(model_id)
+    if not source.is_dir():
+        from huggingface_hub import snapshot_download
+
+        source = Path(snapshot_download(model_id, revision=revision))
+    config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    overrides = rope_overrides(config, rope_theta, max_position_embeddings)
+    if (target / "config.json").is_file():
+        existing = json.loads((target / "config.json").read_text())
+        if all(existing.get(key) == json.loads(json.dumps(value)) for key, value in overrides.items()):
+            return target
+        raise ValueError(f"{target} holds a checkpoint with other RoPE settings; remove it or change output_dir.")
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for item in source.iterdir():
+            if item.name != "config.json" and not item.name.startswith("."):
+                (tmp / item.name).symlink_to(item.resolve())
+        config.save_pretrained(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another machine sharing output_dir wrote it first
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def prepare_model_path(script, training, model_args) -> str:
+    """Build the tiny model and/or the RoPE-extended copy if asked; return the path to train from."""
+    from .tiny import ensure_tiny_model
+
+    path = model_args.model_name_or_path
+    if script.tiny_model:
+        path = str(path or default_tiny_model_path())
+        with training.main_process_first(local=True, desc="building the tiny model"):
+            ensure_tiny_model(path)
+    if not path:
+        raise ValueError("model_name_or_path is required (or set tiny_model: true).")
+    if script.rope_theta is not None or script.max_position_embeddings is not None:
+        target = Path(training.output_dir) / "_extended_base"
+        with training.main_process_first(local=True, desc="extending the RoPE window"):
+            path = str(
+                extend_context(
+                    path,
+                    target,
+                    rope_theta=script.rope_theta,
+                    max_position_embeddings=script.max_position_embeddings,
+                    revision=model_args.model_revision,
+                    trust_remote_code=training.trust_remote_code,
+                )
+            )
+    return path
+
+
+def model_init_kwargs(training, model_args) -> dict[str, Any]:
+    """What the trainer passes to `from_pretrained`, as in TRL's own scripts."""
+    kwargs = dict(
+        revision=model_args.model_revision,
+        trust_remote_code=training.trust_remote_code,
+        attn_implementation=model_args.attn_implementation,
+        dtype=model_args.dtype,
+    )
+    kwargs.update(training.model_init_kwargs or {})
+    return kwargs

@@ -1,0 +1,271 @@
+"""Recipes: one flat YAML file of settings, read by TRL's `TrlParser`, command-line flags on top.
+
+A recipe mixes three groups of settings:
+
+* `ScriptArguments` (below): data, rewards, model building, held-out evaluation;
+* the trainer's config: `SRFTConfig` (`trainer: srft`, every method preset), TRL's `SFTConfig`
+  (`trainer: sft`) or `SFTKLConfig` (`trainer: sft_kl`, SFT plus a KL penalty to the base model);
+* TRL's `ModelConfig`: model id, dtype, attention, LoRA (`use_peft`, `lora_r`, ...), quantisation.
+
+Keys used by the launcher (`accelerate_config`, `num_processes` and the other `accelerate launch`
+options) may also sit in the recipe: `srft-trl train` hands them to `accelerate launch`. Any other
+unknown key fails before anything is loaded, with an error naming it (TrlParser would pass it on
+as a "remaining string", to fail late in `accelerate launch` without its origin).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+from trl import ModelConfig, SFTConfig, TrlParser
+
+from .config import SRFTConfig
+from .sft_kl import SFTKLConfig
+from .shipped import recipe_path
+
+TRAINERS = ("srft", "sft", "sft_kl")
+RECIPES_DIR = Path(__file__).resolve().parent / "resources" / "recipes"  # shipped in the wheel (srft_trl.shipped)
+DEFAULT_RECIPE = RECIPES_DIR / "srft_tiny_cpu.yaml"
+
+
+@dataclass
+class ScriptArguments:
+    """Data, reward, model-building and held-out evaluation settings of a recipe.
+
+    Parameters:
+        trainer: `srft` (`SRFTTrainer`: SRFT and every preset of `SRFTConfig.method`, GRPO and LUFFY
+            included), `sft` (TRL's `SFTTrainer` on the demonstrations) or `sft_kl` (SFT plus
+            `beta` times the KL divergence to the frozen base model, the paper's SFT_KL).
+        dataset_name: `tiny_math` (shipped with the package), `openr1` (the paper's
+            `Elliott/Openr1-Math-46k-8192`), or a Hub id / local file / directory.
+        dataset_format: `openr1` (the OpenR1 schema: `prompt`, `target`, `reward_model`) or
+            `columns` (any dataset; name its columns with the three `dataset_*_column` fields).
+        system_prompt: `srft` (the paper's instruction, App. B Fig. A3), `none` (prompts exactly as
+            the dataset has them) or the literal text of a system message.
+        max_demo_tokens: drop rows whose demonstration (+ EOS) is longer, once, before training
+            (the paper's data keeps demonstrations within 8,192 tokens).
+        max_prompt_tokens: drop rows whose chat-formatted prompt is longer (the paper: 1,024).
+        reward_funcs: names in `srft_trl.rewards.REWARD_FUNCS` or dotted import paths.
+        tiny_model: build the tiny random model and byte-level tokenizer at `model_name_or_path`
+            (default: `~/.cache/srft_trl/tiny-model`) if none is saved there yet.
+        rope_theta, max_position_embeddings: RoPE base and position window for the base model
+            (the paper's Qwen2.5-Math-7B: 40,000 and 16,384). Applied by writing an extended
+            copy of the checkpoint (config only; weights are linked) to
+            `<output_dir>/_extended_base`, so that vLLM, which loads the model from its path,
+            generates with the same positions as the trained model.
+        eval_split: split of the same dataset evaluated before and after training.
+    """
+
+    trainer: str = field(default="srft", metadata={"help": "srft, sft or sft_kl.", "choices": list(TRAINERS)})
+    dataset_name: str = field(
+        default="tiny_math", metadata={"help": "tiny_math, openr1, or a Hub id / local path."}
+    )
+    dataset_format: str = field(
+        default="openr1",
+        metadata={"help": "Schema of dataset_name: openr1 or columns.", "choices": ["openr1", "columns"]},
+    )
+    dataset_train_split: str = field(default="train", metadata={"help": "Training split."})
+    dataset_prompt_column: str = field(default="prompt", metadata={"help": "Prompt column (dataset_format=columns)."})
+    dataset_demo_column: str = field(default="demo", metadata={"help": "Demonstration column (dataset_format=columns)."})
+    dataset_solution_column: str = field(
+        default="solution", metadata={"help": "Ground-truth answer column (dataset_format=columns)."}
+    )
+    system_prompt: str = field(
+        default="srft", metadata={"help": "srft (the paper's), none (as in the dataset) or literal text."}
+    )
+    max_demo_tokens: int | None = field(
+        default=None, metadata={"help": "Drop rows whose demo + EOS exceeds this many tokens (paper: 8192)."}
+    )
+    max_prompt_tokens: int | None = field(
+        default=None, metadata={"help": "Drop rows whose chat-formatted prompt exceeds this many tokens (paper: 1024)."}
+    )
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["math_accuracy"],
+        metadata={"help": "Reward functions: names in srft_trl.rewards.REWARD_FUNCS or dotted import paths."},
+    )
+    tiny_model: bool = field(
+        default=False, metadata={"help": "Build the tiny local model at model_name_or_path if it is missing."}
+    )
+    rope_theta: float | None = field(default=None, metadata={"help": "RoPE base for the model (paper: 40000)."})
+    max_position_embeddings: int | None = field(
+        default=None, metadata={"help": "Position window for the model (paper: 16384)."}
+    )
+    eval_split: str | None = field(
+        default=None, metadata={"help": "Split of the dataset evaluated before and after training."}
+    )
+    eval_limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N held-out problems."})
+    eval_max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Held-out generation budget (default: max_completion_length, or 1024)."}
+    )
+    eval_temperature: float = field(default=0.6, metadata={"help": "Held-out sampling temperature (paper: 0.6)."})
+    eval_generation_batch_size: int = field(default=64, metadata={"help": "Held-out prompts per generate call."})
+    torch_num_threads: int | None = field(
+        default=None,
+        metadata={"help": "torch.set_num_threads; 1 on small CPU machines, where OpenMP threads slow tiny matmuls."},
+    )
+
+    def __post_init__(self):
+        if self.trainer not in TRAINERS:
+            raise ValueError(f"trainer={self.trainer!r} must be one of {list(TRAINERS)}.")
+        if isinstance(self.reward_funcs, str):
+            self.reward_funcs = [self.reward_funcs]
+
+
+
+CONFIG_CLASSES: dict[str, type] = {"srft": SRFTConfig, "sft": SFTConfig, "sft_kl": SFTKLConfig}
+
+
+class RecipeError(ValueError):
+    """A recipe or command line that cannot be run (unknown keys, unreadable file)."""
+
+
+
+@functools.lru_cache(maxsize=1)
+def launcher_keys() -> frozenset[str]:
+    """Options of `accelerate launch` (plus `accelerate_config`), allowed in a recipe for `srft-trl train`."""
+    from accelerate.commands.launch import launch_command_parser
+
+    dests = {action.dest for action in launch_command_parser()._actions}
+    return frozenset(dests - {"help", "training_script", "training_script_args"} | {"accelerate_config"})
+
+
+def make_parser(trainer: str = "srft") -> TrlParser:
+    """The `TrlParser` for a recipe run by `trainer` (`srft`, `sft` or `sft_kl`)."""
+    if trainer not in CONFIG_CLASSES:
+        raise RecipeError(f"trainer={trainer!r} must be one of {list(TRAINERS)}.")
+    # allow_abbrev=False: a typo such as `--max_step` must not silently match `--max_steps`.
+    return TrlParser((ScriptArguments, CONFIG_CLASSES[trainer], ModelConfig), prog="srft-trl train", allow_abbrev=False)
+
+
+def _flag_value(argv: Sequence[str], flag: str) -> str | None:
+    for i, token in enumerate(argv):
+        if token == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if token.startswith(flag + "="):
+            return token.split("=", 1)[1]
+    return None
+
+
+def resolve_recipe_path(value: str) -> Path:
+    """A recipe path, or the name of a recipe shipped with the package (`srft_trl.shipped.recipe_path`)."""
+    try:
+        return recipe_path(value)
+    except ValueError as error:
+        raise RecipeError(str(error)) from None
+
+
+def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """The recipe's YAML mapping."""
+    with open(path) as handle:
+        recipe = yaml.safe_load(handle) or {}
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"recipe {path} must be a YAML mapping of settings, got {type(recipe).__name__}.")
+    return recipe
+
+
+def _suggest(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_recipe_keys(recipe: dict[str, Any], parser: TrlParser, source: str = "recipe") -> None:
+    """Fail on keys that no dataclass of `parser` and no launcher option knows, naming them.
+
+    TrlParser would pass such keys on as "remaining strings" (to `accelerate launch` in TRL's CLI,
+    which fails late and without the key's origin), so they are checked here, up front.
+    """
+    known = {action.dest for action in parser._actions} | {"env"}
+    unknown = [key for key in recipe if key not in known and key not in launcher_keys()]
+    if unknown:
+        details = "; ".join(f"{key!r}{_suggest(key, known)}" for key in unknown)
+        raise RecipeError(f"unknown key(s) in {source}: {details}.")
+
+
+def _check_remaining(tokens: Sequence[str]) -> list[str]:
+    """Command-line leftovers must be launcher options; returns them, raises naming any other."""
+    unknown = [t for t in tokens if t.startswith("--") and t[2:].split("=", 1)[0] not in launcher_keys()]
+    if unknown or (tokens and not tokens[0].startswith("--")):
+        raise RecipeError(f"unrecognised command-line argument(s): {' '.join(unknown or tokens)}")
+    return list(tokens)
+
+
+def remove_subsequence(tokens: Sequence[str], removed: Sequence[str]) -> list[str]:
+    """`tokens` without the ordered subsequence `removed` (the command-line launcher options)."""
+    pending = iter(removed)
+    current = next(pending, None)
+    kept = []
+    for token in tokens:
+        if current is not None and token == current:
+            current = next(pending, None)
+        else:
+            kept.append(token)
+    return kept
+
+
+def launcher_args(recipe: dict[str, Any], parser: TrlParser) -> list[str]:
+    """The recipe's launcher-only keys as `accelerate launch` flags (booleans as bare flags).
+
+    A key both sides know (`gradient_accumulation_steps`, `debug`) belongs to the training
+    settings, as in TRL's CLI.
+    """
+    known = {action.dest for action in parser._actions} | {"env"}
+    args = []
+    for key, value in recipe.items():
+        if key in launcher_keys() and key not in known:
+            if value is True:
+                args.append(f"--{key}")
+            elif value not in (False, None):
+                args += [f"--{key}", str(value)]
+    return args
+
+
+@dataclass
+class ParsedArgs:
+    """Everything a run needs, from the recipe and the command line."""
+
+    script: ScriptArguments
+    training: SRFTConfig | SFTConfig
+    model: ModelConfig
+    recipe_path: Path | None
+    recipe: dict[str, Any]
+    overrides: list[str]  # command-line tokens other than --config
+    launch: list[str]  # launcher options (recipe first, then command line)
+    argv: list[str]  # the command line, with `--config` resolved
+    cli_launch: list[str]  # the launcher options given on the command line
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ParsedArgs:
+    """Parse a recipe and command-line overrides; unknown keys fail before any expensive work.
+
+    Without `--config`, the shipped tiny CPU recipe is used.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = [part for token in argv for part in (token.split("=", 1) if token.startswith("--config=") else [token])]
+    if "--config" not in argv and DEFAULT_RECIPE.is_file():
+        argv = ["--config", str(DEFAULT_RECIPE), *argv]
+    recipe_path = None
+    if "--config" in argv:
+        index = argv.index("--config")
+        if index + 1 >= len(argv):
+            raise RecipeError("--config needs a recipe path.")
+        recipe_path = resolve_recipe_path(argv[index + 1])
+        argv[index + 1] = str(recipe_path)
+    recipe = read_recipe(recipe_path) if recipe_path else {}
+    trainer = _flag_value(argv, "--trainer") or recipe.get("trainer", "srft")
+    parser = make_parser(trainer)
+    check_recipe_keys(recipe, parser, str(recipe_path or "recipe"))
+    script, training, model, _, cli_rest = parser.parse_args_and_config(
+        argv, return_remaining_strings=True, separate_remaining_strings=True
+    )
+    cli_launch = _check_remaining(cli_rest)
+    overrides = [t for i, t in enumerate(argv) if t != "--config" and (i == 0 or argv[i - 1] != "--config")]
+    overrides = remove_subsequence(overrides, cli_launch)
+    launch = launcher_args(recipe, parser) + cli_launch
+    return ParsedArgs(script, training, model, recipe_path, recipe, overrides, launch, argv, cli_launch)
