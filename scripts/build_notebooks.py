@@ -108,7 +108,7 @@ if USE_VLLM == "auto":
     use_vllm = ON_GPU and importlib.util.find_spec("vllm") is not None
 else:
     use_vllm = bool(USE_VLLM)
-bf16 = ON_GPU and torch.cuda.is_bf16_supported()
+bf16 = ON_GPU and torch.cuda.is_bf16_supported(including_emulation=False)  # native (Ampere+), not emulated
 fp16 = ON_GPU and not bf16  # e.g. a T4: fp32 weights, fp16 autocast
 dtype = torch.bfloat16 if bf16 else torch.float32
 
