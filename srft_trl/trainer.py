@@ -152,19 +152,16 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
     # ------------------------------------------------------------------ checkpoints read back whole
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
-        """`Trainer.train`, except that `resume_from_checkpoint=True` picks the newest *complete* checkpoint."""
+        """`Trainer.train`, except that every checkpoint is marked complete once written
+        (`CompleteCheckpointCallback`) and `resume_from_checkpoint=True` picks the newest *complete* one."""
+        from .callbacks import CompleteCheckpointCallback, ensure_callback
+
+        ensure_callback(self, CompleteCheckpointCallback)
         if resume_from_checkpoint is True:
             resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
                 raise ValueError(f"No complete checkpoint found in output_dir {self.args.output_dir!r} to resume from.")
         return super().train(resume_from_checkpoint, *args, **kwargs)
-
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        self.accelerator.wait_for_everyone()  # every rank has written its RNG state and shards
-        if self.args.should_save:
-            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-            mark_complete(folder, self.state.global_step)
 
     # ------------------------------------------------------------------ checks before anything expensive
 
