@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from trl import GRPOConfig
 
-# Every SRFT setting a `method` preset decides. A field left at `None` takes its preset's value;
-# a field the user sets explicitly wins over the preset.
+# No clip on the on-policy surrogate: LUFFY's `loss_remove_clip=True` (TRL's clip bounds become -inf and +inf).
+NO_CLIP = float("inf")
+
+# Every setting a `method` preset decides. A field left at `None` takes its preset's value (or, for a GRPO field the
+# preset does not name, `GRPOConfig`'s default); a field the user sets explicitly wins over the preset.
 _SRFT = dict(
     num_demos=1,
     sft_weighting="entropy",
@@ -17,14 +20,33 @@ _SRFT = dict(
     demo_rl="prob",
     rollout_loss="srft",
     demo_in_baseline=True,
+    term_normalization="per_term",
 )
 METHOD_PRESETS: dict[str, dict] = {
-    # The paper (Eq. 13): entropy-weighted SFT + off-policy RL on demos + Eq. 12 on rollouts.
+    # The paper (Eq. 13): entropy-weighted SFT + off-policy RL on demos + Eq. 12 on rollouts, each term an
+    # expectation over its own samples; Eq. 7's group std; TRL's defaults for everything the paper does not state.
     "srft": _SRFT,
     # Table 3 ablations: the weight replaced by the constant 1.0.
     "srft_no_wsft": {**_SRFT, "sft_weighting": "constant", "sft_coef": 1.0},
     "srft_no_wrl": {**_SRFT, "rl_weighting": "constant", "rl_coef": 1.0},
-    # LUFFY (Yan et al., 2025): demo in the group, shaped off-policy ratio, no SFT term, GRPO rollouts.
+    # The public verl re-implementation of SRFT (HPT, TsinghuaC3I/Unify-Post-Training, exp_scripts/train_srft.sh):
+    # field-by-field sources in docs/presets.md.
+    "srft_hpt": dict(
+        num_demos=1,
+        sft_weighting="entropy",
+        sft_coef=0.5,
+        rl_weighting="entropy",
+        rl_coef=0.1,
+        demo_rl="shaped",
+        rollout_loss="srft",
+        demo_in_baseline=True,
+        term_normalization="sft_token_mean",
+        scale_rewards="none",
+        loss_type="dr_grpo",
+        entropy_coef=0.001,
+    ),
+    # LUFFY (Yan et al., 2025, ElliottYan/LUFFY exp_scripts/train.sh): demo in the group, shaped off-policy ratio, no
+    # SFT term, unclipped GRPO surrogate on rollouts, no std, token sums over a constant length, entropy bonus 0.001.
     "luffy": dict(
         num_demos=1,
         sft_weighting="off",
@@ -34,6 +56,11 @@ METHOD_PRESETS: dict[str, dict] = {
         demo_rl="shaped",
         rollout_loss="grpo",
         demo_in_baseline=True,
+        term_normalization="shared",
+        scale_rewards="none",
+        loss_type="dr_grpo",
+        epsilon=NO_CLIP,
+        entropy_coef=0.001,
     ),
     # GRPO on the rollouts plus a plain (unweighted) SFT term on the demos; demos stay out of the baseline.
     "grpo_sft": dict(
@@ -45,6 +72,7 @@ METHOD_PRESETS: dict[str, dict] = {
         demo_rl="off",
         rollout_loss="grpo",
         demo_in_baseline=False,
+        term_normalization="per_term",
     ),
     # Plain GRPO: no demonstrations, exactly `GRPOTrainer`.
     "grpo": dict(
@@ -56,8 +84,13 @@ METHOD_PRESETS: dict[str, dict] = {
         demo_rl="off",
         rollout_loss="grpo",
         demo_in_baseline=True,
+        term_normalization="shared",
     ),
 }
+
+# GRPO fields a preset may set; `SRFTConfig` re-declares them with default `None` so an explicit value is detectable.
+_PRESET_GRPO_FIELDS = ("scale_rewards", "loss_type", "epsilon", "entropy_coef")
+_GRPO_DEFAULTS = {f.name: f.default for f in fields(GRPOConfig) if f.name in _PRESET_GRPO_FIELDS}
 
 _CHOICES = {
     "sft_weighting": ("entropy", "constant", "off"),
@@ -66,6 +99,7 @@ _CHOICES = {
     "demo_rl": ("prob", "shaped", "off"),
     "rollout_loss": ("srft", "grpo"),
     "demo_overlength": ("drop", "truncate"),
+    "term_normalization": ("per_term", "shared", "sft_token_mean"),
 }
 
 
@@ -86,12 +120,17 @@ class SRFTConfig(GRPOConfig):
         > Parameters that select a method
 
         method (`str`, *optional*, defaults to `"srft"`):
-            Preset that sets the SRFT fields in one word. `"srft"`: the paper (Eq. 13). `"srft_no_wsft"` and
-            `"srft_no_wrl"`: the Table 3 ablations, with `w_SFT` or `w_RL` replaced by the constant 1.0. `"luffy"`:
-            demonstration in the group with the shaped off-policy ratio `p / (p + shaping_gamma)`, no SFT term, GRPO
-            loss on rollouts; presets set only SRFT fields, so for LUFFY's full recipe also set the GRPO fields
-            `scale_rewards="none"` and `loss_type="dr_grpo"` (as `recipes/luffy_qwen7b.yaml` does). `"grpo_sft"`: GRPO on rollouts plus an unweighted SFT term on demonstrations (kept out
-            of the group baseline). `"grpo"`: no demonstrations, exactly [`~trl.GRPOTrainer`].
+            Preset that sets the method in one word. `"srft"`: the paper (Eq. 13), each term an expectation over its
+            own samples. `"srft_no_wsft"` and `"srft_no_wrl"`: the Table 3 ablations, with `w_SFT` or `w_RL` replaced
+            by the constant 1.0. `"srft_hpt"`: the public verl re-implementation of SRFT (HPT's
+            `exp_scripts/train_srft.sh`): shaped demo ratio, no std in Eq. 7, SFT as a demonstration-token mean, token
+            sums over a constant length, entropy bonus 0.001 (field-by-field sources in `docs/presets.md`).
+            `"luffy"`: LUFFY on its own: demonstration in the group with the shaped off-policy ratio
+            `p / (p + shaping_gamma)`, no SFT term, the unclipped GRPO surrogate on rollouts, no std, `dr_grpo`
+            reduction, entropy bonus 0.001. `"grpo_sft"`: GRPO on rollouts plus an unweighted SFT term on
+            demonstrations (kept out of the group baseline). `"grpo"`: no demonstrations, exactly
+            [`~trl.GRPOTrainer`]. Presets may also set the GRPO fields `scale_rewards`, `loss_type`, `epsilon` and
+            `entropy_coef`; a preset that does not name one leaves `GRPOConfig`'s default.
 
         > Parameters that control the demonstrations
 
@@ -143,6 +182,30 @@ class SRFTConfig(GRPOConfig):
         correct_reward_threshold (`float`, *optional*, defaults to `1.0`):
             A rollout is correct (`y+` in Eq. 12) when its total (weighted) reward is at least this value. With the
             paper's binary `{0, 1}` accuracy reward, 1.0 means "verified correct".
+
+        > Parameters that control how the terms are normalised
+
+        term_normalization (`str`, *optional*, defaults to the `method` preset, `"per_term"` for `"srft"`):
+            What each term of Eq. 13 is divided by. `"per_term"`: each term is an expectation over its own samples, as
+            Eq. 13 writes it (a sum of three expectations): Eq. 8 and Eq. 9-10 over the demonstrations, Eq. 12 over the
+            scorable rollouts. `"shared"`: every term is reduced with `GRPOTrainer`'s normaliser for `loss_type` over
+            *all* rows of the batch, so with `num_generations=8, num_demos=1` the two demonstration terms weigh about
+            1/8 of what the paper writes relative to the rollout term (the behaviour before srft-trl 0.2).
+            `"sft_token_mean"`: the SFT term is a mean over demonstration tokens while the two RL terms share the
+            parent's normaliser over the augmented group (the public verl code: one policy-gradient loss over
+            rollouts and demonstrations, plus a separate SFT mean). Arithmetic of `"per_term"`, with `N_term` the
+            term's loss tokens and `R_term` its rows (with at least one loss token) in the whole generation batch of
+            all `P` processes, `GA` = `gradient_accumulation_steps` and `S` = `steps_per_generation`: each micro-batch
+            adds `sum(row contributions of the term's rows) / (C_term * GA / (S * P))`, where a row contributes its
+            token mean and `C_term = R_term` for `loss_type` `grpo`/`sapo`, its token sum and `C_term = R_term` for
+            `luspo`, its token sum and `C_term = R_term * max_completion_length` for `dr_grpo`, and its token sum and
+            `C_term = N_term` for `bnpo`/`dapo`/`cispo`/`vespo` (the scaling TRL applies to `num_items_in_batch` for
+            `dapo`). The counts are fixed per generation batch, so a micro-batch's share of a term does not depend on
+            how TRL shuffled and split the batch (a micro-batch without a demonstration adds 0 to the demonstration
+            terms), and summing an optimiser step's micro-batches on all processes gives the term's mean over its
+            samples. With `rollout_loss="grpo"` the parent's GRPO loss is brought to the rollouts' own normaliser by
+            scaling the rollout advantages (the surrogate is linear in the advantage), leaving KL and the entropy
+            bonus as the parent computes them.
 
         > Parameters that control the entropy-aware weights
 
@@ -207,11 +270,37 @@ class SRFTConfig(GRPOConfig):
     max_entropy_weight: float | None = field(
         default=None, metadata={"help": "Optional clamp on the entropy-aware weights."}
     )
+    term_normalization: str | None = field(
+        default=None,
+        metadata={
+            "help": "What each term of Eq. 13 is divided by: per_term (each over its own samples), shared (GRPO's "
+            "normaliser over all rows) or sft_token_mean (SFT over demo tokens, RL terms shared). Preset: per_term.",
+        },
+    )
+    # GRPO fields a preset may set: re-declared with `None` so an explicit value wins (see `method`).
+    scale_rewards: str | None = field(
+        default=None,
+        metadata={
+            "help": "GRPOConfig.scale_rewards: group, batch or none. Defaults to the method preset, else 'group'.",
+        },
+    )
+    loss_type: str | None = field(
+        default=None,
+        metadata={"help": "GRPOConfig.loss_type. Defaults to the method preset, else GRPOConfig's default ('dapo')."},
+    )
+    epsilon: float | None = field(
+        default=None,
+        metadata={"help": "GRPOConfig.epsilon (clip range). Defaults to the method preset (luffy: inf = no clip), else 0.2."},
+    )
+    entropy_coef: float | None = field(
+        default=None,
+        metadata={"help": "GRPOConfig.entropy_coef (entropy bonus). Defaults to the method preset, else 0.0."},
+    )
 
     def __post_init__(self):
         if self.method not in METHOD_PRESETS:
             raise ValueError(f"SRFTConfig.method={self.method!r} is not one of {sorted(METHOD_PRESETS)}.")
-        for name, value in METHOD_PRESETS[self.method].items():
+        for name, value in {**_GRPO_DEFAULTS, **METHOD_PRESETS[self.method]}.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         for name, allowed in _CHOICES.items():

@@ -5,12 +5,17 @@ tokens. `logps` holds `log pi_theta(y_t | x, y_<t)` of the tokens actually prese
 entropy of `pi_theta(. | x, y_<t)` at each position, and `mask` marks the tokens a term acts on
 (1) versus padding or rows the term ignores (0). Every per-token loss is 0 where `mask` is 0.
 
-The three terms of Eq. 13 are returned per token; `aggregate` reduces any of them exactly the way
-TRL's `GRPOTrainer` reduces its own per-token loss for a given `loss_type`, so that all terms of the
-total loss share one normalisation.
+The three terms of Eq. 13 are returned per token and reduced in one of two ways: `aggregate_own`
+makes each term an expectation over its own samples (demonstrations for Eq. 8 and 9-10, rollouts for
+Eq. 12), as Eq. 13 writes them; `aggregate` reduces any of them exactly the way TRL's `GRPOTrainer`
+reduces its own per-token loss for a given `loss_type`, over all rows of the batch (one shared
+normaliser). Both divide by counts fixed per generation batch or per micro-batch exactly as TRL does,
+so gradient accumulation and multi-process runs behave as in `GRPOTrainer`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -18,7 +23,10 @@ import torch
 # sum over tokens per row then a mean over rows (`luspo`), a token mean over the local micro-batch
 # (`bnpo`), a sum over a constant (`dr_grpo`), or a sum over the global token count (`dapo`...).
 _ROW_MEAN_LOSSES = ("grpo", "sapo")
+_ROW_SUM_LOSSES = ("luspo",)
+_CONSTANT_LENGTH_LOSSES = ("dr_grpo",)
 _GLOBAL_TOKEN_LOSSES = ("dapo", "cispo", "vespo")
+_TOKEN_LOSSES = ("bnpo",) + _GLOBAL_TOKEN_LOSSES
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
@@ -139,6 +147,89 @@ def scale_positive_advantages(advantages: torch.Tensor, w_rl: torch.Tensor) -> t
     return torch.where(advantages > 0, advantages * w_rl, advantages)
 
 
+def _row_summands(per_token_loss: torch.Tensor, mask: torch.Tensor, loss_type: str) -> torch.Tensor:
+    """What each row adds to the numerator of a `loss_type` reduction: its token mean for `grpo`/`sapo`,
+    its token sum for every other loss type."""
+    summed = (per_token_loss * mask).sum(-1)
+    if loss_type in _ROW_MEAN_LOSSES:
+        return summed / mask.sum(-1).clamp(min=1.0)
+    if loss_type in _ROW_SUM_LOSSES + _CONSTANT_LENGTH_LOSSES + _TOKEN_LOSSES:
+        return summed
+    raise ValueError(f"Unknown loss type: {loss_type}")
+
+
+def parent_normalizer(
+    mask: torch.Tensor,
+    loss_type: str,
+    *,
+    max_completion_length: int | None = None,
+    num_items_in_batch: torch.Tensor | float | None = None,
+    num_processes: int = 1,
+    gradient_accumulation_steps: int = 1,
+    steps_per_generation: int = 1,
+    training: bool = True,
+) -> torch.Tensor:
+    """The denominator `GRPOTrainer._compute_loss` divides the summed row contributions by, for `loss_type`.
+
+    `mask` is the parent's loss mask over all rows of the micro-batch. Row losses (`grpo`, `sapo`, `luspo`) and
+    `dr_grpo` divide by the micro-batch's row count (times `max_completion_length` for `dr_grpo`), `bnpo` by its token
+    count, and the global-token losses (`dapo`, `cispo`, `vespo`) by the generation batch's token count
+    (`num_items_in_batch`, all processes) rescaled to one accumulation window; all are scaled for gradient accumulation
+    during training.
+    """
+    accumulation = gradient_accumulation_steps if training else 1
+    rows = float(mask.size(0))
+    if loss_type in _ROW_MEAN_LOSSES + _ROW_SUM_LOSSES:
+        return torch.tensor(rows * accumulation, device=mask.device)
+    if loss_type == "bnpo":
+        return mask.float().sum().clamp(min=1.0) * accumulation
+    if loss_type in _CONSTANT_LENGTH_LOSSES:
+        return torch.tensor(rows * max_completion_length * accumulation, device=mask.device)
+    if loss_type in _GLOBAL_TOKEN_LOSSES:
+        normalizer = torch.as_tensor(num_items_in_batch, dtype=torch.float32, device=mask.device).clamp(min=1.0)
+        normalizer = normalizer / num_processes
+        if training:
+            normalizer = normalizer * gradient_accumulation_steps / steps_per_generation
+        return normalizer
+    raise ValueError(f"Unknown loss type: {loss_type}")
+
+
+def own_normalizer(
+    loss_type: str,
+    *,
+    num_rows: torch.Tensor | float,
+    num_tokens: torch.Tensor | float,
+    max_completion_length: int | None = None,
+    num_processes: int = 1,
+    gradient_accumulation_steps: int = 1,
+    steps_per_generation: int = 1,
+    training: bool = True,
+) -> torch.Tensor:
+    """The denominator that makes a term an expectation over *its own* samples (Eq. 13 read as three expectations).
+
+    `num_rows` / `num_tokens` count the term's samples (rows with at least one loss token, and their loss tokens) in the
+    whole generation batch of all processes. The denominator follows `loss_type`'s semantics: a mean over rows of row
+    means (`grpo`, `sapo`), over rows of row sums (`luspo`), over rows of row sums divided by
+    `max_completion_length` (`dr_grpo`), or over tokens (`bnpo`, `dapo`, `cispo`, `vespo`). Each micro-batch divides
+    by the same count, scaled to the micro-batch's share of the generation batch exactly as TRL scales
+    `num_items_in_batch` for `dapo` (`/ num_processes * gradient_accumulation_steps / steps_per_generation`), so the
+    sum over one optimiser step's micro-batches and processes (DDP averages) is the term's mean over its samples,
+    whatever the shuffling and splitting put in each micro-batch. A term with no sample gets denominator 1 (its
+    numerator is 0).
+    """
+    share = (gradient_accumulation_steps / steps_per_generation if training else 1.0) / num_processes
+    if loss_type in _ROW_MEAN_LOSSES + _ROW_SUM_LOSSES:
+        count, scale = num_rows, 1.0
+    elif loss_type in _CONSTANT_LENGTH_LOSSES:
+        count, scale = num_rows, float(max_completion_length)
+    elif loss_type in _TOKEN_LOSSES:
+        count, scale = num_tokens, 1.0
+    else:
+        raise ValueError(f"Unknown loss type: {loss_type}")
+    count = torch.as_tensor(count, dtype=torch.float32)
+    return torch.where(count > 0, count * scale * share, torch.ones_like(count))
+
+
 def aggregate(
     per_token_loss: torch.Tensor,
     mask: torch.Tensor,
@@ -156,23 +247,65 @@ def aggregate(
     Hand-written because TRL inlines this reduction in `_compute_loss` rather than exposing it;
     `tests/test_parity.py` checks it against the parent on the same tensors, so drift fails loudly.
     `mask` must be the parent's loss mask over *all* rows of the micro-batch (rows a term does not
-    act on simply have a zero per-token loss), so every term shares the parent's normaliser.
+    act on simply have a zero per-token loss): this is the `term_normalization="shared"` reduction.
     The result is already divided for gradient accumulation, like the parent's loss.
     """
     mask = mask.to(per_token_loss.dtype)
-    accumulation = gradient_accumulation_steps if training else 1
-    if loss_type in _ROW_MEAN_LOSSES:
-        loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
-        return loss / accumulation
-    if loss_type == "bnpo":
-        return (per_token_loss * mask).sum() / mask.sum().clamp(min=1.0) / accumulation
-    if loss_type == "dr_grpo":
-        return (per_token_loss * mask).sum() / (per_token_loss.size(0) * max_completion_length) / accumulation
-    if loss_type == "luspo":
-        return (per_token_loss * mask).sum(-1).mean() / accumulation
-    if loss_type in _GLOBAL_TOKEN_LOSSES:
-        normalizer = torch.as_tensor(num_items_in_batch, dtype=per_token_loss.dtype).clamp(min=1.0) / num_processes
-        if training:
-            normalizer = normalizer * gradient_accumulation_steps / steps_per_generation
-        return (per_token_loss * mask).sum() / normalizer
-    raise ValueError(f"Unknown loss type: {loss_type}")
+    normalizer = parent_normalizer(
+        mask,
+        loss_type,
+        max_completion_length=max_completion_length,
+        num_items_in_batch=num_items_in_batch,
+        num_processes=num_processes,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        steps_per_generation=steps_per_generation,
+        training=training,
+    )
+    return _row_summands(per_token_loss, mask, loss_type).sum() / normalizer.to(per_token_loss.device)
+
+
+def aggregate_own(
+    per_token_loss: torch.Tensor,
+    mask: torch.Tensor,
+    loss_type: str,
+    *,
+    num_rows: torch.Tensor | float,
+    num_tokens: torch.Tensor | float,
+    max_completion_length: int | None = None,
+    num_processes: int = 1,
+    gradient_accumulation_steps: int = 1,
+    steps_per_generation: int = 1,
+    training: bool = True,
+) -> torch.Tensor:
+    """Reduce a term's per-token loss over its own samples (`term_normalization="per_term"`); see `own_normalizer`.
+
+    `mask` is the term's own mask (its rows and tokens only).
+    """
+    mask = mask.to(per_token_loss.dtype)
+    normalizer = own_normalizer(
+        loss_type,
+        num_rows=num_rows,
+        num_tokens=num_tokens,
+        max_completion_length=max_completion_length,
+        num_processes=num_processes,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        steps_per_generation=steps_per_generation,
+        training=training,
+    )
+    return _row_summands(per_token_loss, mask, loss_type).sum() / normalizer.to(per_token_loss.device)
+
+
+def logp_gradient_sq_norm(term: Callable[[torch.Tensor], torch.Tensor], logps: torch.Tensor) -> torch.Tensor:
+    """`||d term / d log pi_theta(y_t)||^2` over the tokens of `logps`: how hard a term pulls, on one scale for all terms.
+
+    The parameter gradient of a term is this per-token vector times the Jacobian of the log-probabilities, which
+    every term shares, so comparing these norms compares the terms' gradient contributions without a backward pass
+    through the model (the term is re-evaluated on a detached copy of the log-probabilities; elementwise work only).
+    """
+    leaf = logps.detach().float().requires_grad_(True)
+    with torch.enable_grad():
+        value = term(leaf)
+        if not value.requires_grad:  # the term does not depend on the log-probabilities (e.g. an empty mask)
+            return torch.zeros((), device=logps.device)
+        (grad,) = torch.autograd.grad(value, leaf)
+    return grad.pow(2).sum()

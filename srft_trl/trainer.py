@@ -34,9 +34,13 @@ from .config import SRFTConfig
 from .demos import DemoSlot, demo_slot_mask, tokenize_demo, validate_rows
 from .losses import (
     aggregate,
+    aggregate_own,
     demo_rl_loss,
     entropy_weight,
+    logp_gradient_sq_norm,
     masked_mean,
+    own_normalizer,
+    parent_normalizer,
     scale_positive_advantages,
     self_rollout_loss,
     sft_loss,
@@ -45,8 +49,11 @@ from .upstream_noise import TiedWeightsResumeMixin
 
 logger = get_logger(__name__)
 
-# `srft_row_kind` values.
-ROLLOUT, DEMO, DROPPED = 0, 1, 2
+# `srft_row_kind` values. An UNSCORED row is a rollout no reward function could score (all returned None): TRL gives it
+# advantage 0 and leaves it out of the group statistics; under Eq. 12 it carries no loss either.
+ROLLOUT, DEMO, DROPPED, UNSCORED = 0, 1, 2, 3
+# Per-generation-batch sample counts (0-dim tensors, so TRL's shuffling and splitting hand them to every micro-batch).
+_COUNT_KEYS = ("srft_demo_rows", "srft_demo_tokens", "srft_rollout_rows", "srft_rollout_tokens")
 
 
 class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
@@ -146,6 +153,7 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             raise ValueError("SRFTTrainer supports text-only models; demonstrations for vision-language models are not supported.")
         self._srft_slots: list[DemoSlot | None] | None = None  # demo slots of the generation batch in flight
         self._srft_correct: torch.Tensor | None = None  # local correctness flags set while scoring
+        self._srft_scorable: torch.Tensor | None = None  # local flags: some reward function scored the row
         self._srft_on_forward = None  # callback receiving the training forward's log-probs and entropies
         self._srft_warned_weight = False
 
@@ -229,9 +237,27 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         finally:
             self._srft_slots = None
         device = output["advantages"].device
-        output["srft_row_kind"] = torch.tensor(kinds, device=device)
-        output["srft_correct"] = self._srft_correct
+        kinds = torch.tensor(kinds, device=device)
+        kinds = torch.where((kinds == ROLLOUT) & ~self._srft_scorable, torch.full_like(kinds, UNSCORED), kinds)
+        output["srft_row_kind"] = kinds
+        output["srft_correct"] = self._srft_correct & (kinds == ROLLOUT)
+        output.update(self._count_samples(output, kinds))
         return output
+
+    def _count_samples(self, output, kinds) -> dict[str, torch.Tensor]:
+        """Rows (with at least one loss token) and loss tokens of each term in the generation batch, all processes:
+        the denominators of `term_normalization="per_term"` (see `srft_trl.losses.own_normalizer`)."""
+        mask = output["completion_mask"] * output["tool_mask"] if "tool_mask" in output else output["completion_mask"]
+        tokens = mask.float().sum(-1)
+        local = torch.stack(
+            [
+                ((kinds == kind) & (tokens > 0)).sum().float() if what == "rows" else (tokens * (kinds == kind)).sum()
+                for kind in (DEMO, ROLLOUT)
+                for what in ("rows", "tokens")
+            ]
+        )
+        total = self.accelerator.reduce(local, reduction="sum")
+        return dict(zip(_COUNT_KEYS, total.unbind()))
 
     def _generate(self, prompts):
         slots = self._srft_slots
@@ -295,12 +321,17 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         )
         kinds = self.accelerator.gather(local_kinds)
         total = (rewards_per_func * self.reward_weights.to(device).unsqueeze(0)).nansum(dim=1)
-        correct = total >= self.args.correct_reward_threshold
+        # TRL's convention: a row every reward function returned None for is unscorable, neither right nor wrong.
+        scorable = ~torch.isnan(rewards_per_func).all(dim=1)
+        correct = (total >= self.args.correct_reward_threshold) & scorable
         start = self.accelerator.process_index * len(prompts)
         self._srft_correct = correct[start : start + len(prompts)]
+        self._srft_scorable = scorable[start : start + len(prompts)]
 
         mode = "train" if self.model.training else "eval"
-        self._metrics[mode]["srft/reward_rollout"].append(total[kinds == ROLLOUT].mean().item())
+        scored_rollouts = (kinds == ROLLOUT) & scorable
+        if scored_rollouts.any():
+            self._metrics[mode]["srft/reward_rollout"].append(total[scored_rollouts].mean().item())
         if (kinds == DEMO).any():
             self._metrics[mode]["srft/reward_demo"].append(total[kinds == DEMO].mean().item())
         if mode == "train":
@@ -315,7 +346,9 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
 
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):
         logps, entropies, aux_loss = super()._get_per_token_logps_and_entropies(*args, **kwargs)
-        if self._srft_on_forward is not None and torch.is_grad_enabled():
+        # The hook is armed only inside `_compute_loss`, whose first forward is the policy's (with or without grad:
+        # evaluation computes the same loss under `torch.no_grad()`).
+        if self._srft_on_forward is not None:
             callback, self._srft_on_forward = self._srft_on_forward, None
             callback(logps, entropies)
         return logps, entropies, aux_loss
@@ -332,6 +365,7 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         rollout_mask = mask * (kinds == ROLLOUT).unsqueeze(1)
         correct = inputs["srft_correct"] & (kinds == ROLLOUT)
         advantages = inputs["advantages"]
+        reduce = self._term_reducers(inputs, mask)
         parent_inputs = dict(inputs)
         forward = {}
 
@@ -346,7 +380,8 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
                 row_weight = w_rl if args.entropy_granularity == "token" and args.rl_weighting == "entropy" else (
                     masked_mean(w_rl, rollout_mask, dim=-1)
                 )
-                scaled = scale_positive_advantages(advantages, row_weight)
+                # The surrogate is linear in the advantage: this also moves it to the rollouts' own normaliser.
+                scaled = scale_positive_advantages(advantages, row_weight) * reduce["rollout_grpo_scale"]
                 is_rollout = (kinds == ROLLOUT).view(-1, *([1] * (scaled.dim() - 1)))
                 parent_inputs["advantages"] = torch.where(is_rollout, scaled, torch.zeros_like(scaled))
             else:  # Eq. 12 replaces the GRPO policy term; KL, entropy bonus and aux losses still apply
@@ -364,24 +399,26 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             )
         logps, entropies, w_rl = forward["logps"], forward["entropies"], forward["w_rl"]
 
-        reduce = self._aggregate_fn(inputs, mask)
-        terms = {}
+        # Each term as a function of the log-probabilities, so its gradient size can be logged on one scale.
+        term_fns = {}
         if args.rollout_loss == "srft":
-            terms["rollout"] = reduce(self_rollout_loss(logps, rollout_mask, correct, w_rl))
+            term_fns["rollout"] = lambda lp: reduce["rollout"](self_rollout_loss(lp, rollout_mask, correct, w_rl))
         w_sft = None
         if args.sft_weighting != "off":
             w_sft = self._entropy_weight(entropies, demo_mask, "sft")
-            terms["sft"] = reduce(sft_loss(logps, demo_mask, w_sft))
+            term_fns["sft"] = lambda lp: reduce["sft"](sft_loss(lp, demo_mask, w_sft))
         if args.demo_rl != "off":
-            terms["demo_rl"] = reduce(
-                demo_rl_loss(logps, demo_mask, advantages, mode=args.demo_rl, shaping_gamma=args.shaping_gamma)
+            term_fns["demo_rl"] = lambda lp: reduce["demo_rl"](
+                demo_rl_loss(lp, demo_mask, advantages, mode=args.demo_rl, shaping_gamma=args.shaping_gamma)
             )
+        terms = {name: fn(logps) for name, fn in term_fns.items()}
+        grad_sq = {name: logp_gradient_sq_norm(fn, logps) for name, fn in term_fns.items()}
         loss = parent_loss + sum(terms.values()) if terms else parent_loss
         if args.rollout_loss == "grpo":
             terms["rollout"] = parent_loss
         # Rollout tokens whose loss w_RL actually scales: correct rows (Eq. 12) or positive-advantage rows (GRPO).
         applied = correct if args.rollout_loss == "srft" else (advantages > 0) & (kinds == ROLLOUT)
-        self._log_srft_metrics(mode, terms, entropies, demo_mask, rollout_mask, w_sft, w_rl, applied)
+        self._log_srft_metrics(mode, terms, grad_sq, entropies, demo_mask, rollout_mask, w_sft, w_rl, applied)
         return loss
 
     def _entropy_weight(self, entropies, mask, which: str) -> torch.Tensor:
@@ -405,23 +442,59 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             max_weight=args.max_entropy_weight,
         )
 
-    def _aggregate_fn(self, inputs, mask):
-        training = self.model.training
-        kwargs = dict(
+    def _term_reducers(self, inputs, mask) -> dict:
+        """How each term is reduced to a scalar under `term_normalization` (see `SRFTConfig.term_normalization`).
+
+        Returns a reducer per term (`"sft"`, `"demo_rl"`, `"rollout"`) and `"rollout_grpo_scale"`, the factor that
+        moves the parent's GRPO loss from its normaliser to the rollouts' own (1.0 unless `"per_term"`).
+        """
+        args = self.args
+        schedule = dict(
             max_completion_length=self.max_completion_length,
-            num_items_in_batch=inputs.get("num_items_in_batch"),
             num_processes=self.accelerator.num_processes,
             gradient_accumulation_steps=self.current_gradient_accumulation_steps,
-            steps_per_generation=self.args.steps_per_generation,
-            training=training,
+            steps_per_generation=args.steps_per_generation,
+            training=self.model.training,
         )
-        return lambda per_token_loss: aggregate(per_token_loss, mask, self.loss_type, **kwargs)
+        shared_normalizer = parent_normalizer(
+            mask, self.loss_type, num_items_in_batch=inputs.get("num_items_in_batch"), **schedule
+        )
 
-    def _log_srft_metrics(self, mode, terms, entropies, demo_mask, rollout_mask, w_sft, w_rl, applied):
+        def shared(per_token_loss):
+            return aggregate(per_token_loss, mask, self.loss_type, num_items_in_batch=inputs.get("num_items_in_batch"),
+                             **schedule)
+
+        def own(samples: str, loss_type: str):
+            counts = dict(num_rows=inputs[f"srft_{samples}_rows"], num_tokens=inputs[f"srft_{samples}_tokens"])
+            # `mask` covers all rows; rows outside the term have a zero per-token loss and add nothing.
+            return lambda per_token_loss: aggregate_own(per_token_loss, mask, loss_type, **counts, **schedule)
+
+        if args.term_normalization == "shared":
+            return {"sft": shared, "demo_rl": shared, "rollout": shared, "rollout_grpo_scale": 1.0}
+        if args.term_normalization == "sft_token_mean":
+            return {"sft": own("demo", "dapo"), "demo_rl": shared, "rollout": shared, "rollout_grpo_scale": 1.0}
+        rollout_normalizer = own_normalizer(
+            self.loss_type,
+            num_rows=inputs["srft_rollout_rows"],
+            num_tokens=inputs["srft_rollout_tokens"],
+            **schedule,
+        ).to(shared_normalizer.device)
+        return {
+            "sft": own("demo", self.loss_type),
+            "demo_rl": own("demo", self.loss_type),
+            "rollout": own("rollout", self.loss_type),
+            "rollout_grpo_scale": shared_normalizer / rollout_normalizer,
+        }
+
+    def _log_srft_metrics(self, mode, terms, grad_sq, entropies, demo_mask, rollout_mask, w_sft, w_rl, applied):
         """Log the SRFT metrics, reduced over processes in one collective call.
 
         `srft/w_rl` is the mean over all rollout tokens of the weight Eq. 12 gives a correct rollout (so
-        the curve exists from the first step, whether or not any rollout was correct yet).
+        the curve exists from the first step, whether or not any rollout was correct yet). `srft/loss_<term>` is each
+        term's value and `srft/grad_<term>` the norm of its gradient with respect to the per-token log-probabilities
+        of the micro-batch (all processes), both on the scale of one optimiser step (accumulation undone), so the
+        balance of the terms reads directly off the logs (see `srft_trl.losses.logp_gradient_sq_norm`). The parent's
+        GRPO loss (`rollout_loss="grpo"`) has a logged loss but no gradient norm.
         """
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
         names = ["rollout", "sft", "demo_rl"]
@@ -433,6 +506,7 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             (w_rl * rollout_mask).sum(),
             (w_sft * demo_mask).sum() if w_sft is not None else demo_mask.new_zeros(()),
             *[terms[n].detach().float() * accumulation if n in terms else demo_mask.new_zeros(()) for n in names],
+            *[grad_sq[n].float() if n in grad_sq else demo_mask.new_zeros(()) for n in names],
         ]
         reduced = self.accelerator.reduce(torch.stack([s.float() for s in stats]), reduction="sum")
         # The warning looks only where w_RL is applied; padding and other rows are 0 and weights are >= 0.
@@ -450,6 +524,9 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         for offset, name in enumerate(names):
             if name in terms:
                 metrics[f"srft/loss_{name}"].append(total[6 + offset] / self.accelerator.num_processes)
+            if name in grad_sq:  # DDP averages the processes' gradients
+                grad_norm = total[6 + len(names) + offset] ** 0.5 * accumulation / self.accelerator.num_processes
+                metrics[f"srft/grad_{name}"].append(grad_norm)
         if max_w_rl > 1.0 and not self._srft_warned_weight and self.args.rl_weighting == "entropy":
             self._srft_warned_weight = True
             logger.warning(

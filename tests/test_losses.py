@@ -7,9 +7,12 @@ import torch
 
 from srft_trl.losses import (
     aggregate,
+    aggregate_own,
     demo_rl_loss,
     entropy_weight,
+    logp_gradient_sq_norm,
     masked_mean,
+    own_normalizer,
     scale_positive_advantages,
     self_rollout_loss,
     sft_loss,
@@ -159,3 +162,70 @@ def test_aggregate_scales_for_accumulation_and_processes():
     assert value.item() == pytest.approx(15 / (20 / 2 * 4 / 2))
     with pytest.raises(ValueError, match="Unknown loss type"):
         aggregate(PER_TOKEN, MASK, "ppo")
+
+
+# --------------------------------------------------------------------------------------------- own normaliser
+
+
+@pytest.mark.parametrize(
+    "loss_type, expected",
+    [
+        # 3 rows and 12 tokens of the term in the generation batch; the micro-batch's share is GA / (S * P) = 4 / (2 * 2)
+        ("grpo", 3 * 1.0),
+        ("sapo", 3 * 1.0),
+        ("luspo", 3 * 1.0),
+        ("dr_grpo", 3 * 8 * 1.0),
+        ("bnpo", 12 * 1.0),
+        ("dapo", 12 * 1.0),
+        ("cispo", 12 * 1.0),
+    ],
+)
+def test_own_normalizer_follows_the_loss_types_semantics(loss_type, expected):
+    value = own_normalizer(loss_type, num_rows=3, num_tokens=12, max_completion_length=8, num_processes=2,
+                           gradient_accumulation_steps=4, steps_per_generation=2)
+    assert value.item() == pytest.approx(expected)
+    # Evaluation: no accumulation, no split across steps; the processes still share the batch.
+    assert own_normalizer(loss_type, num_rows=3, num_tokens=12, max_completion_length=8, num_processes=2,
+                          training=False).item() == pytest.approx(expected * 2 / 2 / 2)
+    # A term with no sample in the generation batch divides by 1 (its numerator is 0).
+    assert own_normalizer(loss_type, num_rows=0, num_tokens=0, max_completion_length=8).item() == 1.0
+
+
+def test_aggregate_own_is_a_mean_over_the_terms_own_samples():
+    # Row 0 is the term's only row (e.g. the demonstration); row 1 belongs to another term (zero loss here).
+    per_token = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    own = aggregate_own(per_token, MASK, "dapo", num_rows=1, num_tokens=3)
+    assert own.item() == pytest.approx(6 / 3)  # token mean over the demonstration's 3 tokens
+    shared = aggregate(per_token, MASK, "dapo", num_items_in_batch=5.0)
+    assert shared.item() == pytest.approx(6 / 5)  # diluted by the other row's 2 tokens
+    assert aggregate_own(per_token, MASK, "grpo", num_rows=1, num_tokens=3).item() == pytest.approx(2.0)
+    assert aggregate(per_token, MASK, "grpo").item() == pytest.approx(1.0)  # mean over both rows
+
+
+def test_split_invariance_of_the_own_normaliser():
+    """Summing a term over any split of the generation batch into micro-batches gives the same value."""
+    generator = torch.Generator().manual_seed(0)
+    per_token = torch.rand(8, 5, generator=generator)
+    mask = (torch.rand(8, 5, generator=generator) > 0.3).float()
+    term_rows = torch.tensor([1, 0, 0, 1, 0, 0, 0, 1], dtype=torch.bool)  # three demonstrations among 8 rows
+    per_token = per_token * term_rows[:, None]
+    counts = dict(num_rows=int((term_rows & (mask.sum(-1) > 0)).sum()), num_tokens=(mask * term_rows[:, None]).sum())
+    for loss_type in ("grpo", "dr_grpo", "dapo", "luspo"):
+        whole = aggregate_own(per_token, mask, loss_type, max_completion_length=5, **counts)
+        for parts in (2, 4, 8):  # micro-batches of 8 / parts rows, some without any demonstration
+            # One optimiser step accumulates `parts` micro-batches of one generation batch (GA = S = parts).
+            split = sum(
+                aggregate_own(per_token[i::parts], mask[i::parts], loss_type, max_completion_length=5,
+                              gradient_accumulation_steps=parts, steps_per_generation=parts, **counts)
+                for i in range(parts)
+            )
+            assert split.item() == pytest.approx(whole.item(), rel=1e-5), (loss_type, parts)
+
+
+def test_logp_gradient_norm_matches_the_analytic_gradient():
+    weights = torch.tensor([[0.5, 0.5, 0.5], [0.25, 0.25, 0.25]])
+    # Eq. 8 reduced over 5 tokens: d/d log p_t = -w_t / 5 on each unmasked token.
+    value = logp_gradient_sq_norm(lambda lp: aggregate_own(sft_loss(lp, MASK, weights), MASK, "dapo", num_rows=2,
+                                                           num_tokens=5), LOGPS)
+    assert value.item() == pytest.approx((3 * 0.5**2 + 2 * 0.25**2) / 25)
+    assert logp_gradient_sq_norm(lambda lp: torch.zeros(()), LOGPS).item() == 0.0

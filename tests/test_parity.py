@@ -99,6 +99,11 @@ def fixed_batch(tokenizer, rows=6, completion_length=7):
         "num_items_in_batch": completion_mask.sum().float() * 2,  # as if another micro-batch shared the step
         "srft_row_kind": torch.full((rows,), ROLLOUT),
         "srft_correct": correct,
+        # Per-generation-batch counts, as if another micro-batch like this one shared the generation batch.
+        "srft_rollout_rows": torch.tensor(2.0 * rows),
+        "srft_rollout_tokens": completion_mask.sum().float() * 2,
+        "srft_demo_rows": torch.tensor(0.0),
+        "srft_demo_tokens": torch.tensor(0.0),
     }
 
 
@@ -111,13 +116,15 @@ def gradients(trainer, inputs):
     return loss.detach(), torch.cat([p.grad.flatten() for p in trainer.model.parameters()])
 
 
+@pytest.mark.parametrize("term_normalization", ["shared", "per_term"])
 @pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo"])
-def test_eq12_gradient_equals_grpo_with_eq12_advantages(tmp_path, tiny_tokenizer, loss_type):
+def test_eq12_gradient_equals_grpo_with_eq12_advantages(tmp_path, tiny_tokenizer, loss_type, term_normalization):
     """On-policy, Eq. 12 has the gradient of the GRPO surrogate with advantages (+w_RL on y+, -1 on y-).
 
     This checks that `aggregate` reduces exactly as the parent does for each loss_type, that SRFT
     zeroes the parent's own policy term (otherwise the gradient would double), and that the SRFT
-    terms see the parent's forward pass.
+    terms see the parent's forward pass. With rollouts only, a term over its own samples
+    (`per_term`) has the parent's normaliser, so both normalisations must match the parent.
     """
     model = build_tiny_model(tiny_tokenizer, seed=0)
     batch = fixed_batch(tiny_tokenizer)
@@ -125,7 +132,7 @@ def test_eq12_gradient_equals_grpo_with_eq12_advantages(tmp_path, tiny_tokenizer
                        train_dataset=arithmetic_dataset(),
                        args=config(tmp_path, loss_type=loss_type, rollout_loss="srft", rl_weighting="constant",
                                    rl_coef=0.3, sft_weighting="off", demo_rl="off", gradient_accumulation_steps=2,
-                                   max_completion_length=7))
+                                   max_completion_length=7, term_normalization=term_normalization))
     grpo = GRPOTrainer(model=copy.deepcopy(model), reward_funcs=boxed_reward, processing_class=tiny_tokenizer,
                        train_dataset=arithmetic_dataset(),
                        args=grpo_args(tmp_path, loss_type=loss_type, gradient_accumulation_steps=2,
@@ -139,18 +146,20 @@ def test_eq12_gradient_equals_grpo_with_eq12_advantages(tmp_path, tiny_tokenizer
     torch.testing.assert_close(srft_grad, grpo_grad, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize("term_normalization", ["shared", "per_term"])
 @pytest.mark.parametrize("loss_type", ["grpo", "dapo"])
-def test_grpo_rollout_loss_with_unit_weight_equals_parent(tmp_path, tiny_tokenizer, loss_type):
+def test_grpo_rollout_loss_with_unit_weight_equals_parent(tmp_path, tiny_tokenizer, loss_type, term_normalization):
     model = build_tiny_model(tiny_tokenizer, seed=0)
     batch = fixed_batch(tiny_tokenizer)
     srft = SRFTTrainer(model=copy.deepcopy(model), reward_funcs=boxed_reward, processing_class=tiny_tokenizer,
                        train_dataset=arithmetic_dataset(),
                        args=config(tmp_path, method="luffy", demo_rl="off", loss_type=loss_type,
-                                   gradient_accumulation_steps=2, max_completion_length=7))
+                                   gradient_accumulation_steps=2, max_completion_length=7,
+                                   term_normalization=term_normalization))
     grpo = GRPOTrainer(model=copy.deepcopy(model), reward_funcs=boxed_reward, processing_class=tiny_tokenizer,
                        train_dataset=arithmetic_dataset(),
                        args=grpo_args(tmp_path, loss_type=loss_type, gradient_accumulation_steps=2,
-                                      max_completion_length=7))
+                                      max_completion_length=7, entropy_coef=0.001))  # LUFFY's entropy bonus
     srft_loss, srft_grad = gradients(srft, batch)
     grpo_loss, grpo_grad = gradients(grpo, batch)
     torch.testing.assert_close(srft_loss, grpo_loss)

@@ -1,0 +1,178 @@
+"""The SRFT terms inside the trainer: normalisation (Eq. 13 as three expectations), presets, term-balance logs,
+and two regressions (evaluation with demonstrations; rollouts no reward function can score)."""
+
+import math
+
+import pytest
+import torch
+
+from helpers import arithmetic_dataset, trainer
+from srft_trl import SRFTConfig
+from srft_trl.config import NO_CLIP
+from srft_trl.tiny import build_tiny_model
+from srft_trl.trainer import DEMO, ROLLOUT, UNSCORED
+
+
+def group_batch(dataset, num_prompts, group_size):
+    return [dict(dataset[i]) for i in range(num_prompts) for _ in range(group_size)]
+
+
+# --------------------------------------------------------------------------------------------- regressions
+
+
+def test_evaluate_with_demonstrations_and_an_eval_dataset(tmp_path, tiny_model, tiny_tokenizer):
+    """`Trainer.evaluate()` computes the loss under `torch.no_grad()`: it used to raise with `num_demos > 0`."""
+    t = trainer(tmp_path, tiny_model, tiny_tokenizer, max_completion_length=16, per_device_eval_batch_size=4)
+    t.eval_dataset = arithmetic_dataset(4)
+    t.current_gradient_accumulation_steps = 1
+    metrics = t.evaluate()
+    assert math.isfinite(metrics["eval_loss"])
+    assert "eval_srft/loss_rollout" in metrics
+
+
+def none_for_rollouts(completions, solution, **kwargs):
+    """Scores only demonstrations (they contain `</think>`); a random model's rollouts get None (unscorable)."""
+    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+    return [1.0 if "</think>" in text else None for text in texts]
+
+
+def test_unscorable_rollouts_are_neither_right_nor_wrong(tmp_path, tiny_model, tiny_tokenizer):
+    """TRL gives a row no reward function can score advantage 0; under Eq. 12 it must carry no loss either."""
+    dataset = arithmetic_dataset()
+    t = trainer(tmp_path, tiny_model, tiny_tokenizer, dataset, reward=none_for_rollouts, max_completion_length=40)
+    t.model.train()
+    t.current_gradient_accumulation_steps = 1
+    output = t._generate_and_score_completions(group_batch(dataset, 2, 4))
+    kinds = output["srft_row_kind"]
+    assert (kinds == UNSCORED).sum() == 6 and (kinds == DEMO).sum() == 2
+    assert not output["srft_correct"].any()
+    assert output["srft_rollout_rows"].item() == 0  # nothing for Eq. 12 to average over
+    t._compute_loss(t.model, output)
+    assert t._metrics["train"]["srft/loss_rollout"][-1] == 0.0
+    assert t._metrics["train"]["srft/grad_rollout"][-1] == 0.0
+    assert "srft/reward_rollout" not in t._metrics["train"]  # no scored rollout to average
+
+    # The same rollouts scored 0 instead are wrong answers: Eq. 12 pushes their likelihood down.
+    def zero_for_rollouts(completions, solution, **kwargs):
+        return [0.0 if r is None else r for r in none_for_rollouts(completions, solution)]
+
+    t2 = trainer(tmp_path / "zero", build_tiny_model(tiny_tokenizer, seed=0), tiny_tokenizer, dataset,
+                 reward=zero_for_rollouts, max_completion_length=40)
+    t2.model.train()
+    t2.current_gradient_accumulation_steps = 1
+    output = t2._generate_and_score_completions(group_batch(dataset, 2, 4))
+    assert (output["srft_row_kind"] == ROLLOUT).sum() == 6
+    t2._compute_loss(t2.model, output)
+    assert t2._metrics["train"]["srft/loss_rollout"][-1] < 0  # + log pi(y-) of wrong rollouts
+    assert t2._metrics["train"]["srft/grad_rollout"][-1] > 0
+
+
+# --------------------------------------------------------------------------------------------- normalisation
+
+
+def term_values(tmp_path, tiny_tokenizer, **overrides):
+    dataset = arithmetic_dataset()
+    t = trainer(tmp_path, build_tiny_model(tiny_tokenizer, seed=0), tiny_tokenizer, dataset,
+                max_completion_length=40, generation_kwargs={"do_sample": False}, num_generations=8,
+                per_device_train_batch_size=16, **overrides)
+    t.model.train()
+    t.current_gradient_accumulation_steps = 1
+    torch.manual_seed(0)
+    output = t._generate_and_score_completions(group_batch(dataset, 2, 8))
+    t._compute_loss(t.model, output)
+    metrics = {k: v[-1] for k, v in t._metrics["train"].items() if k.startswith("srft/")}
+    return output, metrics
+
+
+def test_per_term_normalisation_weighs_demonstrations_as_the_paper_writes(tmp_path, tiny_tokenizer):
+    """G=8, d=1, dapo: the shared normaliser divides the demonstration terms by all tokens; per_term by their own."""
+    output, per_term = term_values(tmp_path / "own", tiny_tokenizer, term_normalization="per_term")
+    _, shared = term_values(tmp_path / "shared", tiny_tokenizer, term_normalization="shared")
+    all_tokens = output["num_items_in_batch"].item()
+    demo_tokens = output["srft_demo_tokens"].item()
+    rollout_tokens = output["srft_rollout_tokens"].item()
+    assert demo_tokens + rollout_tokens == all_tokens
+    for name, own_tokens in (("sft", demo_tokens), ("demo_rl", demo_tokens), ("rollout", rollout_tokens)):
+        ratio = per_term[f"srft/loss_{name}"] / shared[f"srft/loss_{name}"]
+        assert ratio == pytest.approx(all_tokens / own_tokens, rel=1e-4), name
+        grad_ratio = per_term[f"srft/grad_{name}"] / shared[f"srft/grad_{name}"]
+        assert grad_ratio == pytest.approx(all_tokens / own_tokens, rel=1e-4), name
+    assert all_tokens / demo_tokens > 4  # the demonstrations were diluted several-fold before
+
+
+def test_sft_token_mean_is_a_mean_over_demonstration_tokens(tmp_path, tiny_tokenizer):
+    output, metrics = term_values(tmp_path, tiny_tokenizer, method="srft_hpt")
+    _, shared = term_values(tmp_path / "shared", tiny_tokenizer, method="srft_hpt", term_normalization="shared")
+    ratio = metrics["srft/loss_sft"] / shared["srft/loss_sft"]
+    # shared dr_grpo divides by rows * max_completion_length; the token mean by the demonstrations' tokens.
+    assert ratio == pytest.approx(16 * 40 / output["srft_demo_tokens"].item(), rel=1e-4)
+    assert metrics["srft/loss_demo_rl"] == pytest.approx(shared["srft/loss_demo_rl"], rel=1e-5)  # RL terms shared
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"method": "srft"},  # per_term, dapo (token semantics)
+        {"method": "srft", "loss_type": "grpo"},  # per_term, row semantics
+        {"method": "srft", "term_normalization": "shared", "loss_type": "dr_grpo"},
+        {"method": "srft_hpt"},  # sft_token_mean, dr_grpo
+        {"method": "luffy", "term_normalization": "per_term", "loss_type": "dapo"},  # GRPO loss moved to own normaliser
+        {"method": "grpo_sft"},
+    ],
+    ids=lambda o: "-".join(str(v) for v in o.values()),
+)
+def test_accumulation_splits_do_not_change_the_update(tmp_path, tiny_tokenizer, overrides):
+    """One step of 8 rows equals 4 accumulated micro-batches of 2 rows, some of which hold no demonstration."""
+    results = []
+    for batch, accumulation in ((8, 1), (2, 4)):
+        model = build_tiny_model(tiny_tokenizer, seed=0)
+        t = trainer(tmp_path / f"{batch}", model, tiny_tokenizer, per_device_train_batch_size=batch,
+                    gradient_accumulation_steps=accumulation, max_steps=1, max_completion_length=40,
+                    generation_kwargs={"do_sample": False}, optim="sgd", **overrides)
+        t.train()
+        results.append(torch.cat([p.detach().flatten() for p in t.model.parameters()]))
+    assert not torch.equal(results[0], torch.cat([p.detach().flatten() for p in
+                                                  build_tiny_model(tiny_tokenizer, seed=0).parameters()]))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-6)
+
+
+def test_term_balance_is_logged_for_every_term(tmp_path, tiny_model, tiny_tokenizer):
+    t = trainer(tmp_path, tiny_model, tiny_tokenizer, max_steps=1)
+    t.train()
+    log = next(h for h in t.state.log_history if "loss" in h)
+    for name in ("sft", "demo_rl", "rollout"):
+        assert math.isfinite(log[f"srft/loss_{name}"])
+        assert log[f"srft/grad_{name}"] > 0
+
+
+# --------------------------------------------------------------------------------------------- presets
+
+
+def test_presets_set_grpo_fields_and_explicit_values_win():
+    common = dict(output_dir="x", report_to=[], use_cpu=True)
+    paper = SRFTConfig(**common)
+    assert (paper.term_normalization, paper.loss_type, paper.scale_rewards) == ("per_term", "dapo", "group")
+    assert (paper.epsilon, paper.entropy_coef, paper.demo_rl) == (0.2, 0.0, "prob")
+    hpt = SRFTConfig(method="srft_hpt", **common)
+    assert (hpt.demo_rl, hpt.shaping_gamma, hpt.rollout_loss) == ("shaped", 0.1, "srft")
+    assert (hpt.scale_rewards, hpt.loss_type, hpt.entropy_coef) == ("none", "dr_grpo", 0.001)
+    assert (hpt.term_normalization, hpt.sft_coef, hpt.rl_coef, hpt.entropy_granularity) == (
+        "sft_token_mean", 0.5, 0.1, "sequence")
+    luffy = SRFTConfig(method="luffy", **common)
+    assert (luffy.scale_rewards, luffy.loss_type, luffy.entropy_coef) == ("none", "dr_grpo", 0.001)
+    assert luffy.epsilon == NO_CLIP and luffy.sft_weighting == "off" and luffy.rollout_loss == "grpo"
+    mine = SRFTConfig(method="luffy", loss_type="grpo", epsilon=0.3, scale_rewards="group", entropy_coef=0.0, **common)
+    assert (mine.loss_type, mine.epsilon, mine.scale_rewards, mine.entropy_coef) == ("grpo", 0.3, "group", 0.0)
+    grpo = SRFTConfig(method="grpo", **common)
+    assert (grpo.num_demos, grpo.loss_type, grpo.scale_rewards, grpo.epsilon) == (0, "dapo", "group", 0.2)
+    with pytest.raises(ValueError, match="term_normalization"):
+        SRFTConfig(term_normalization="sometimes", **common)
+
+
+def test_luffy_preset_trains_without_clipping(tmp_path, tiny_model, tiny_tokenizer):
+    t = trainer(tmp_path, tiny_model, tiny_tokenizer, method="luffy", max_steps=1)
+    assert t.epsilon_low == NO_CLIP and t.epsilon_high == NO_CLIP
+    t.train()
+    log = next(h for h in t.state.log_history if "loss" in h)
+    assert math.isfinite(log["loss"]) and log["clip_ratio/region_mean"] == 0.0
+
