@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from srft_trl import cli, shipped
-from srft_trl.train import RecipeError, resolve_recipe_path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGED = ROOT / "srft_trl" / "resources" / "recipes"
@@ -35,12 +34,14 @@ def test_a_file_on_disk_wins_over_a_shipped_name(tmp_path, monkeypatch):
     assert shipped.recipe_path("srft_tiny_cpu.yaml") == Path("srft_tiny_cpu.yaml")
 
 
-def test_unknown_recipe_lists_the_shipped_ones(tmp_path, monkeypatch):
+def test_unknown_recipe_lists_the_shipped_ones(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=r"'srft_tiny'.*shipped: .*srft_tiny_cpu"):
         shipped.recipe_path("srft_tiny")
-    with pytest.raises(RecipeError, match="srft_qwen7b"):  # what `srft-trl train --config` reports
-        resolve_recipe_path("recipes/srft_qwen8b.yaml")
+    # What the user sees after a typo: one line naming the value and the shipped recipes, exit status 2.
+    assert cli.main(["train", "--config", "recipes/srft_qwen8b.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "recipes/srft_qwen8b.yaml" in err and "srft_qwen7b" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("typed", ["fsdp2", "fsdp2.yaml", "accelerate/fsdp2", "recipes/accelerate/fsdp2.yaml"])
