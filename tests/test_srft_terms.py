@@ -1,6 +1,7 @@
 """The SRFT terms inside the trainer: normalisation (Eq. 13 as three expectations), presets, term-balance logs,
 and two regressions (evaluation with demonstrations; rollouts no reward function can score)."""
 
+import dataclasses
 import math
 
 import pytest
@@ -176,3 +177,28 @@ def test_luffy_preset_trains_without_clipping(tmp_path, tiny_model, tiny_tokeniz
     log = next(h for h in t.state.log_history if "loss" in h)
     assert math.isfinite(log["loss"]) and log["clip_ratio/region_mean"] == 0.0
 
+
+
+# --------------------------------------------------------------------------------------------- recipes
+
+
+def test_public_code_recipe_differs_from_the_paper_recipe_only_in_the_objective(monkeypatch):
+    import transformers.training_args
+
+    from srft_trl.recipes import parse_args
+
+    monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda *a, **k: True)
+    paper = parse_args(["--config", "recipes/srft_qwen7b.yaml"])
+    hpt = parse_args(["--config", "recipes/srft_hpt_qwen7b.yaml"])
+    objective = {"method", "demo_rl", "term_normalization", "scale_rewards", "loss_type", "entropy_coef",
+                 "output_dir", "logging_dir", "hub_model_id", "run_name"}
+    for name in (f.name for f in dataclasses.fields(paper.training)):
+        if name not in objective:
+            assert getattr(hpt.training, name) == getattr(paper.training, name), name
+    assert vars(hpt.script) == vars(paper.script) and vars(hpt.model) == vars(paper.model)
+    preset = SRFTConfig(output_dir="x", method="srft_hpt", report_to=[], use_cpu=True)
+    for name in objective - {"output_dir", "logging_dir", "hub_model_id", "run_name"}:
+        assert getattr(hpt.training, name) == getattr(preset, name), name
+    luffy = parse_args(["--config", "recipes/luffy_qwen7b.yaml"]).training
+    assert luffy.epsilon == NO_CLIP and luffy.entropy_coef == 0.001 and luffy.term_normalization == "shared"
+    assert paper.training.term_normalization == "per_term"
