@@ -159,35 +159,20 @@ EVAL_INTRO = """\
 ## Held-out accuracy
 
 A quick check, not the paper's benchmark protocol (`srft-trl eval` does that): one greedy answer per
-held-out problem, graded by the training reward `math_accuracy_reward` (1 when the answer after
-`</think>` is mathematically equivalent to the reference, checked with Math-Verify).
+held-out problem, graded by Math-Verify like the training reward (1 when the answer after `</think>`
+is mathematically equivalent to the reference). Generation and grading are srft-trl's own
+(`srft_trl.generation`), as in `srft-trl train`.
 """
 
 EVAL = '''\
-from srft_trl.rewards import math_accuracy_reward
+from srft_trl.generation import accuracy_of, heldout_responses
 
 
 def heldout_accuracy(model, dataset, batch_size=EVAL_BATCH_SIZE):
-    """Fraction of `dataset` answered correctly: one greedy completion per prompt, graded by the reward."""
-    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in dataset["prompt"]]
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    was_training = model.training
-    model.eval()
-    completions = []
-    try:
-        with torch.no_grad():
-            for start in range(0, len(texts), batch_size):
-                batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                                  add_special_tokens=False).to(model.device)
-                output = model.generate(**batch, max_new_tokens=MAX_COMPLETION_LENGTH, do_sample=False,
-                                        temperature=None, top_p=None, top_k=None,
-                                        pad_token_id=tokenizer.pad_token_id)
-                completions += tokenizer.batch_decode(output[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = padding_side
-        model.train(was_training)
-    rewards = math_accuracy_reward(completions, solution=dataset["solution"])
-    return sum(rewards) / len(rewards), completions
+    """Fraction of `dataset` answered correctly (one greedy completion per prompt, graded by Math-Verify), and the completions."""
+    completions = heldout_responses(model, tokenizer, dataset, max_new_tokens=MAX_COMPLETION_LENGTH, temperature=0.0,
+                                    batch_size=batch_size)
+    return accuracy_of(completions, dataset["solution"], grader="math_verify"), completions
 '''
 
 LORA = '''\
@@ -596,6 +581,7 @@ import copy
 import gc
 
 from srft_trl import SRFTConfig, SRFTTrainer
+from srft_trl.rewards import math_accuracy_reward
 
 
 def release(trainer):

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
 
-__all__ = ["eos_token_ids", "generation_config", "render_prompt", "generate", "heldout_accuracy"]
+__all__ = [
+    "eos_token_ids", "generation_config", "render_prompt", "generate", "heldout_responses", "accuracy_of",
+    "heldout_accuracy",
+]
 
 
 def eos_token_ids(model, tokenizer) -> list[int]:
@@ -146,22 +148,35 @@ def generate(
     return responses
 
 
-def heldout_accuracy(model, tokenizer, dataset, *, max_new_tokens: int, grader: str = "oat", temperature: float = 0.6,
-                     batch_size: int = 64, seed: int = 0) -> float:
-    """Fraction of `dataset` rows (`prompt`, `solution`) answered correctly according to `grader`.
+def heldout_responses(model, tokenizer, dataset, *, max_new_tokens: int, temperature: float = 0.6,
+                      batch_size: int = 64, seed: int = 0) -> list[str]:
+    """One response per `dataset` row, to the row's own `prompt` (with the system prompt the model
+    is trained with)."""
+    prompts = [render_prompt(tokenizer, p) for p in dataset["prompt"]]
+    responses = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+                         batch_size=batch_size, seed=seed)
+    return [samples[0] for samples in responses]
+
+
+def accuracy_of(responses: Sequence[str], solutions: Sequence[str], grader: str = "oat") -> float:
+    """Fraction of `responses` that `grader` finds equal to their solution.
 
     `grader` is `oat` (the OAT-style grader the paper reports its final numbers with, Sec. 5.1) or
-    `math_verify` (Math-Verify alone, the training reward's verdict). The prompts are the rows' own
-    (with the system prompt the model is trained with); a response must close its reasoning with
-    `</think>`. Grading runs in bounded worker processes (`srft_trl.grading.grade_batch`).
+    `math_verify` (Math-Verify alone, the training reward's verdict). A response must close its
+    reasoning with `</think>`. Grading runs in bounded worker processes (`srft_trl.grading.grade_batch`).
     """
     from .grading import GRADERS, grade_batch
 
     if grader not in GRADERS:
         raise ValueError(f"grader={grader!r} must be one of {list(GRADERS)}")
-    prompts = [render_prompt(tokenizer, p) for p in dataset["prompt"]]
-    responses = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                         batch_size=batch_size, seed=seed)
-    jobs = [("math", samples, gold, None) for samples, gold in zip(responses, dataset["solution"])]
-    verdicts = grade_batch(jobs, require_think=True)
-    return sum(bool(v[0][grader]) for v in verdicts) / max(len(jobs), 1)
+    verdicts = grade_batch([("math", [r], gold, None) for r, gold in zip(responses, solutions)], require_think=True)
+    return sum(bool(v[grader]) for (v,) in verdicts) / max(len(verdicts), 1)
+
+
+def heldout_accuracy(model, tokenizer, dataset, *, max_new_tokens: int, grader: str = "oat", temperature: float = 0.6,
+                     batch_size: int = 64, seed: int = 0) -> float:
+    """Fraction of `dataset` rows (`prompt`, `solution`) answered correctly according to `grader`
+    (`heldout_responses` graded by `accuracy_of`)."""
+    responses = heldout_responses(model, tokenizer, dataset, max_new_tokens=max_new_tokens, temperature=temperature,
+                                  batch_size=batch_size, seed=seed)
+    return accuracy_of(responses, dataset["solution"], grader)
