@@ -29,6 +29,8 @@ from typing import Any, Iterable
 
 import datasets
 
+from .files import DATA_FILE_FORMATS, load_data_file
+
 logger = logging.getLogger(__name__)
 
 OPENR1_HUB_ID = "Elliott/Openr1-Math-46k-8192"
@@ -52,7 +54,6 @@ SRFT_SYSTEM_PROMPT = (
 
 THINK_TAG = "<think>"
 TINY_MATH_SPLITS = ("train", "test", "ood")
-_LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,12 +202,7 @@ def _load_raw(path_or_id: str | os.PathLike, split: str) -> datasets.Dataset:
     """Load one split from a local file, a `save_to_disk` directory, a data folder or the Hub."""
     path = Path(path_or_id)
     if path.is_file():
-        builder = _LOCAL_FORMATS.get(path.suffix.lower())
-        if builder is None:
-            raise ValueError(
-                f"unsupported file type {path.suffix!r} for {path}; use one of {sorted(_LOCAL_FORMATS)}"
-            )
-        return datasets.load_dataset(builder, data_files=str(path), split="train")
+        return load_data_file(path)
     if path.is_dir():
         if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
             loaded = datasets.load_from_disk(str(path))
@@ -216,8 +212,8 @@ def _load_raw(path_or_id: str | os.PathLike, split: str) -> datasets.Dataset:
                 return loaded[split]
             return loaded
         return datasets.load_dataset(str(path), split=split)
-    if path.suffix.lower() in _LOCAL_FORMATS:
-        raise FileNotFoundError(f"no such file: {path}")
+    if path.suffix.lower() in DATA_FILE_FORMATS:
+        raise FileNotFoundError(f"{path}: no such file")
     return datasets.load_dataset(str(path_or_id), split=split)
 
 

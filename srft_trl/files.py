@@ -1,5 +1,11 @@
-"""Atomic file writes: a reader (or a run killed mid-write) sees the old file or the new one, never
-part of one. The one place srft-trl writes results, reports, markers and caches through."""
+"""Files: atomic writes, and reading one local data file.
+
+Atomic writes: a reader (or a run killed mid-write) sees the old file or the new one, never part
+of one. The one place srft-trl writes results, reports, markers and caches through.
+
+`load_data_file` is the one reader of a user's local data file (training data, benchmark rows):
+its errors name the file, and an empty file is an error, not a bare `StopIteration`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_write_jsonl"]
+__all__ = [
+    "DATA_FILE_FORMATS", "atomic_path", "atomic_write_text", "atomic_write_json", "atomic_write_jsonl", "load_data_file",
+]
+
+# suffix -> the `datasets` builder that reads it
+DATA_FILE_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
 
 
 @contextmanager
@@ -50,3 +61,37 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> Path:
     return atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def _is_blank(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 16):
+            if chunk.strip():
+                return False
+    return True
+
+
+def load_data_file(path: str | os.PathLike):
+    """The rows of one local data file (`DATA_FILE_FORMATS`) as a `datasets.Dataset`.
+
+    Raises `FileNotFoundError` / `ValueError` naming the file when it is missing, of another
+    type, empty, or unreadable as its type.
+    """
+    import datasets
+
+    path = Path(path)
+    builder = DATA_FILE_FORMATS.get(path.suffix.lower())
+    if builder is None:
+        raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(DATA_FILE_FORMATS)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if builder in ("json", "csv") and _is_blank(path):
+        raise ValueError(f"{path}: the file is empty (no rows)")
+    try:
+        dataset = datasets.load_dataset(builder, data_files=str(path), split="train")
+    except Exception as error:  # datasets wraps parse errors in DatasetGenerationError; the cause says what is wrong
+        cause = error.__cause__ or error
+        raise ValueError(f"{path}: cannot be read as {builder}: {type(cause).__name__}: {cause}") from error
+    if len(dataset) == 0:
+        raise ValueError(f"{path}: the file has no rows")
+    return dataset

@@ -72,52 +72,57 @@ def build_tiny_tokenizer():
     return tokenizer
 
 
-def build_tiny_model(
-    tokenizer=None,
-    *,
-    seed: int = 0,
-    hidden_size: int = 64,
-    num_hidden_layers: int = 2,
-    num_attention_heads: int = 4,
-    num_key_value_heads: int = 2,
-    intermediate_size: int = 128,
-    max_position_embeddings: int = 1024,
-):
-    """Return a randomly initialised `Qwen2ForCausalLM` sized for CPU tests (float32).
+def tiny_config(tokenizer, **overrides):
+    """The `Qwen2Config` of the tiny model for `tokenizer`'s vocabulary; `overrides` change any
+    field (sizes, `vocab_size`, `rope_theta`, ...). Weights tied, no BOS, the tokenizer's PAD and EOS."""
+    from transformers import Qwen2Config
 
-    Args:
-        tokenizer: the tokenizer whose vocabulary the model covers; `build_tiny_tokenizer()` if None.
-        seed: torch seed used for the random initialisation, so two calls give identical weights.
-    """
-    import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = tokenizer if tokenizer is not None else build_tiny_tokenizer()
-    config = Qwen2Config(
+    settings = dict(
         vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=intermediate_size,
-        num_hidden_layers=num_hidden_layers,
-        num_attention_heads=num_attention_heads,
-        num_key_value_heads=num_key_value_heads,
-        max_position_embeddings=max_position_embeddings,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
     )
+    settings.update(overrides)
+    return Qwen2Config(**settings)
+
+
+def tiny_generation_config(tokenizer):
+    """Sampling by default, the tokenizer's EOS and PAD, no BOS."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None, do_sample=True
+    )
+
+
+def build_tiny_model(tokenizer=None, *, seed: int = 0, **sizes):
+    """Return a randomly initialised `Qwen2ForCausalLM` sized for CPU tests (float32).
+
+    Args:
+        tokenizer: the tokenizer whose vocabulary the model covers; `build_tiny_tokenizer()` if None.
+        seed: torch seed used for the random initialisation, so two calls give identical weights.
+        sizes: `tiny_config` overrides (`hidden_size`, `num_hidden_layers`, ...).
+    """
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    tokenizer = tokenizer if tokenizer is not None else build_tiny_tokenizer()
+    config = tiny_config(tokenizer, **sizes)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
         model = Qwen2ForCausalLM(config)
     finally:
         torch.random.set_rng_state(generator_state)
-    model.generation_config = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-        do_sample=True,
-    )
+    model.generation_config = tiny_generation_config(tokenizer)
     return model
 
 

@@ -194,23 +194,14 @@ class PeakMemory:
 def make_model(shape: str, *, seed: int = 0, dtype=None, max_positions: int = 32768, attn: str | None = None):
     """A random-initialised `Qwen2ForCausalLM` of the named shape (nothing downloaded)."""
     import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2ForCausalLM
 
-    from srft_trl.tiny import build_tiny_tokenizer
+    from srft_trl.tiny import build_tiny_tokenizer, tiny_config, tiny_generation_config
 
     tokenizer = build_tiny_tokenizer()
     spec = dict(SHAPES[shape])
     vocab = spec.pop("vocab_size") or len(tokenizer)
-    config = Qwen2Config(
-        vocab_size=vocab,
-        max_position_embeddings=max_positions,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-        rope_theta=1_000_000.0,
-        **spec,
-    )
+    config = tiny_config(tokenizer, vocab_size=vocab, max_position_embeddings=max_positions, rope_theta=1_000_000.0, **spec)
     if attn:
         config._attn_implementation = attn
     torch.manual_seed(seed)
@@ -218,9 +209,7 @@ def make_model(shape: str, *, seed: int = 0, dtype=None, max_positions: int = 32
     dtype = dtype or torch.float32
     with torch.device(device):
         model = Qwen2ForCausalLM(config).to(dtype)
-    model.generation_config = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None, do_sample=True
-    )
+    model.generation_config = tiny_generation_config(tokenizer)
     return model, tokenizer
 
 

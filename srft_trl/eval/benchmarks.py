@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..files import DATA_FILE_FORMATS, load_data_file
 from .choices import option_letters, shuffle_options
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
     "samples_dir",
 ]
 
-LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
+LOCAL_FORMATS = DATA_FILE_FORMATS
 SAMPLES = "samples"  # a data source naming the shipped sample rows (when no such path exists)
 
 
@@ -195,10 +196,7 @@ def load_rows(benchmark: Benchmark, source: str | Path | None = None):
         if not matches:
             raise FileNotFoundError(f"no {benchmark.name}.<{'|'.join(s[1:] for s in LOCAL_FORMATS)}> in {path}")
         path = matches[0]
-    builder = LOCAL_FORMATS.get(path.suffix.lower())
-    if builder is None:
-        raise ValueError(f"unsupported local benchmark file {path} (use {', '.join(LOCAL_FORMATS)})")
-    return datasets.load_dataset(builder, data_files=str(path), split="train")
+    return load_data_file(path)
 
 
 def samples_dir() -> Path:
