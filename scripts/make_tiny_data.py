@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
-
-from srft_trl.data import ARITHMETIC_FAMILIES, generate_arithmetic_problems, to_openr1_record  # noqa: E402
+from srft_trl.data import ARITHMETIC_FAMILIES, generate_arithmetic_problems, to_openr1_record
 
 DEFAULT_OUT = ROOT / "srft_trl" / "resources" / "tiny_math"
 SEED = 1234

@@ -6,17 +6,15 @@ see the same global batch (generation is greedy, the optimiser SGD) and must end
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
 torch.set_num_threads(1)
 
-from helpers import arithmetic_dataset, boxed_reward, config  # noqa: E402
-from srft_trl import SRFTTrainer  # noqa: E402
-from srft_trl.tiny import build_tiny_model, build_tiny_tokenizer  # noqa: E402
+from helpers import arithmetic_dataset, boxed_reward, config
+from srft_trl import SRFTTrainer
+from srft_trl.tiny import build_tiny_model, build_tiny_tokenizer
 
 
 def main():

@@ -2,18 +2,16 @@
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
 torch.set_num_threads(1)
 
-from helpers import arithmetic_dataset, boxed_reward, config  # noqa: E402
-from srft_trl import SRFTTrainer  # noqa: E402
-from srft_trl.tiny import build_tiny_model, build_tiny_tokenizer  # noqa: E402
+from helpers import arithmetic_dataset, boxed_reward, config
+from srft_trl import SRFTTrainer
+from srft_trl.tiny import build_tiny_model, build_tiny_tokenizer
 
 
 def main():
