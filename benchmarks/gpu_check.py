@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--part-timeout", type=int, default=300, help="seconds allowed to a part run in a subprocess")
     parser.add_argument("--cpu-smoke", action="store_true",
                         help="run the SRFT part on CPU with the tiny model and the transformers backend (CI)")
-    parser.add_argument("--worker", choices=["fsdp2"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["vllm_colocate", "lora", "fsdp2"], help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     return parser
 
@@ -222,42 +222,42 @@ def _adapter_checks(model, before: dict) -> dict:
 # ---------------------------------------------------------------------------------------------- parts
 
 
-def part_vllm_colocate(args, workdir: Path) -> dict:
-    model = save_check_model(workdir / "check-model")
-    return run_srft(model, workdir / "vllm_colocate", steps=args.steps, use_vllm=True, bf16=True)
+# The vLLM parts run in their own processes: vLLM's engine (and torch.distributed, which TRL's colocate mode
+# initialises) cannot be started twice in one process, and a crash there must not take the report with it.
+WORKER_PARTS = {"vllm_colocate": dict(peft=False), "lora": dict(peft=True), "fsdp2": dict(peft=False)}
 
 
-def part_lora(args, workdir: Path) -> dict:
-    model = save_check_model(workdir / "check-model")
-    return run_srft(model, workdir / "lora", steps=args.steps, use_vllm=True, bf16=True, peft=True)
-
-
-def fsdp2_command(args, model: Path, result_path: Path) -> list[str]:
-    """`accelerate launch` of this module's FSDP2 worker on one process, with this package's `fsdp2` config."""
+def worker_command(part: str, args, model: Path, result_path: Path) -> list[str]:
+    """The command of a worker part; `fsdp2` goes through `accelerate launch` with this package's `fsdp2`
+    config on one process."""
+    tail = ["--worker", part, "--model", str(model), "--steps", str(args.steps), "--out", str(result_path)]
+    if part != "fsdp2":
+        return [sys.executable, "-m", "benchmarks.gpu_check", *tail]
     from srft_trl.shipped import accelerate_config_path
 
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config_path("fsdp2")),
-            "--num_processes", "1", "--num_machines", "1", "--module", "benchmarks.gpu_check",
-            "--worker", "fsdp2", "--model", str(model), "--steps", str(args.steps), "--out", str(result_path)]
+            "--num_processes", "1", "--num_machines", "1", "--module", "benchmarks.gpu_check", *tail]
 
 
-def part_fsdp2(args, workdir: Path) -> dict:
+def run_worker_part(part: str, args, workdir: Path) -> dict:
     model = save_check_model(workdir / "check-model")
-    result_path = workdir / "fsdp2_result.json"
+    result_path = workdir / f"{part}_result.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(fsdp2_command(args, model, result_path), cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=args.part_timeout)
+    proc = subprocess.run(worker_command(part, args, model, result_path), cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=args.part_timeout)
     if proc.returncode != 0 or not result_path.is_file():
-        raise RuntimeError(f"FSDP2 worker exited with {proc.returncode}:\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"{part} worker exited with {proc.returncode}:\n{proc.stderr[-4000:]}")
     result = json.loads(result_path.read_text())
-    result["checks"]["fsdp2_active"] = result["details"].get("fsdp_version") == 2
+    if part == "fsdp2":
+        result["checks"]["fsdp2_active"] = result["details"].get("fsdp_version") == 2
     return result
 
 
-def fsdp2_worker(args) -> None:
+def worker_main(args) -> None:
     from srft_trl.files import atomic_write_json
 
-    result = run_srft(args.model, args.out.parent / "fsdp2", steps=args.steps, use_vllm=True, bf16=True)
+    result = run_srft(args.model, args.out.parent / args.worker, steps=args.steps, use_vllm=True, bf16=True,
+                      **WORKER_PARTS[args.worker])
     atomic_write_json(args.out, _jsonable(result))
 
 
@@ -302,9 +302,7 @@ def perf_summary(data: dict) -> dict:
 
 
 PART_FUNCTIONS: dict[str, Callable[[Any, Path], dict]] = {
-    "vllm_colocate": part_vllm_colocate,
-    "fsdp2": part_fsdp2,
-    "lora": part_lora,
+    **{part: (lambda args, workdir, part=part: run_worker_part(part, args, workdir)) for part in WORKER_PARTS},
     "perf": part_perf,
 }
 
@@ -411,8 +409,8 @@ def _command() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.worker == "fsdp2":
-        fsdp2_worker(args)
+    if args.worker:
+        worker_main(args)
         return 0
     import torch
 

@@ -94,11 +94,16 @@ def test_one_failing_part_does_not_hide_the_others_and_the_report_is_written(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu_check.json", "gpu_check.md"]  # no temp files left
 
 
-def test_fsdp2_part_launches_this_projects_fsdp2_config_on_one_process(tmp_path):
+def test_worker_parts_run_in_their_own_processes_fsdp2_through_accelerate(tmp_path):
     from accelerate.commands.launch import launch_command_parser
 
     args = gpu_check.build_parser().parse_args(["--steps", "2"])
-    command = gpu_check.fsdp2_command(args, tmp_path / "model", tmp_path / "result.json")
+    for part in ("vllm_colocate", "lora"):
+        command = gpu_check.worker_command(part, args, tmp_path / "model", tmp_path / "result.json")
+        assert command[1:3] == ["-m", "benchmarks.gpu_check"]
+        worker = gpu_check.build_parser().parse_args(command[3:])
+        assert worker.worker == part and worker.model == tmp_path / "model"
+    command = gpu_check.worker_command("fsdp2", args, tmp_path / "model", tmp_path / "result.json")
     assert command[1:3] == ["-m", "accelerate.commands.launch"]
     launch = launch_command_parser().parse_args(command[3:])
     assert Path(launch.config_file) == accelerate_config_path("fsdp2") and launch.num_processes == 1
