@@ -4,7 +4,8 @@ The subclass is glue over five narrow overrides, each calling the parent:
 
 * `_generate_and_score_completions`: decide which rows of the batch are demonstration slots, call
   the parent, and attach per-row flags (`srft_row_kind`, `srft_correct`) as tensors so they survive
-  TRL's shuffling and splitting into micro-batches.
+  TRL's shuffling and splitting into micro-batches, plus each term's sample counts (0-dim tensors,
+  which every micro-batch receives whole).
 * `_generate`: ask the generation backend (transformers, vLLM colocate or server) for the on-policy
   rows only, then splice the tokenised demonstrations into their slots.
 * `_calculate_rewards`: demonstrations are scored by the same reward functions as rollouts (so the
@@ -12,24 +13,23 @@ The subclass is glue over five narrow overrides, each calling the parent:
 * `_get_per_token_logps_and_entropies`: hands the log-probs and entropies of the parent's single
   training forward pass to the SRFT terms (no second forward pass, no extra vocabulary-sized tensor).
 * `_compute_loss`: the parent computes its GRPO loss on the rollouts (with `w_RL` folded into the
-  advantages, or zero advantages when Eq. 12 replaces it); the SRFT terms are added, reduced with the
-  parent's own normaliser for `loss_type`.
+  advantages, or zero advantages when Eq. 12 replaces it); the SRFT terms are added, each reduced over
+  its own samples (`term_normalization="per_term"`, counts fixed per generation batch and attached by
+  `_generate_and_score_completions`) or with the parent's normaliser for `loss_type` (`"shared"`).
 """
 
 from __future__ import annotations
 
-import os
 import textwrap
 
 import torch
 from accelerate.logging import get_logger
 from datasets import IterableDataset
-from transformers.utils import is_peft_available
 from trl import GRPOTrainer
 from trl.data_utils import is_conversational
 from trl.trainer.utils import get_config_model_id
 
-from .checkpoints import last_complete_checkpoint, mark_complete
+from .checkpoints import last_complete_checkpoint
 from .config import SRFTConfig
 from .demos import DemoSlot, demo_slot_mask, tokenize_demo, validate_rows
 from .losses import (
@@ -68,8 +68,9 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
           + sum_t -A_demo * pi_theta(y_t | demo)      (Eq. 9-10, pi_beta = 1, no clipping)
           + w_RL * NLL(y+) + log pi_theta(y-)         (Eq. 12, on rollouts)
 
-    with `w_SFT = 0.5 * stop_grad(exp(-H))` and `w_RL = 0.1 * stop_grad(exp(H))`. See [`SRFTConfig`]
-    for every setting and the presets (`method="srft" | "luffy" | "grpo" | ...`).
+    with `w_SFT = 0.5 * stop_grad(exp(-H))` and `w_RL = 0.1 * stop_grad(exp(H))`, each of the three an
+    expectation over its own samples (demonstrations, demonstrations, scorable rollouts). See [`SRFTConfig`]
+    for every setting and the presets (`method="srft" | "srft_hpt" | "luffy" | "grpo" | ...`).
 
     Tools, environments and `rollout_func` are not supported together with demonstrations, nor are
     vision-language models.
