@@ -209,13 +209,19 @@ def _parameter_snapshot(model, peft: bool) -> dict:
 
 
 def _adapter_checks(model, before: dict) -> dict:
+    import torch
+
     trainable = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
     after = {name: parameter.detach().float().cpu() for name, parameter in model.named_parameters()}
     moved = {name for name in before if name in after and not bool((before[name] == after[name]).all())}
+    # Base weights within rounding: with vLLM, TRL merges the adapter into them to push weights and unmerges it
+    # after (W + BA - BA), which is exact only up to float rounding.
+    drifted = [name for name in moved if "lora_" not in name
+               and not torch.allclose(before[name], after[name], rtol=1e-3, atol=1e-5)]
     return {
         "only_adapters_trainable": bool(trainable) and all("lora_" in name for name in trainable),
         "adapters_moved": any("lora_" in name for name in moved),
-        "base_weights_untouched": not any("lora_" not in name for name in moved),
+        "base_weights_untouched": not drifted,
     }
 
 

@@ -120,3 +120,10 @@ def test_srft_part_on_cpu_with_the_transformers_backend(tmp_path, capsys):
     assert entry["details"]["demo_rows_per_batch"] == [2, 2]  # 2 prompts x 1 demonstration, each step
     assert set(gpu_check.REQUIRED_METRICS) <= set(entry["details"]["last_metrics"])
     assert entry["checks"]["demos_spliced"] and entry["checks"]["srft_metrics_finite"]
+
+
+def test_lora_checks_on_cpu(tmp_path):
+    model = gpu_check.save_check_model(tmp_path / "tiny", tiny=True)
+    result = gpu_check.run_srft(model, tmp_path / "run", steps=2, use_vllm=False, peft=True)
+    assert result["checks"]["only_adapters_trainable"] and result["checks"]["adapters_moved"]
+    assert result["checks"]["base_weights_untouched"] and all(result["checks"].values()), result["checks"]
