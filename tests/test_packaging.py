@@ -51,6 +51,10 @@ def test_vllm_extra_is_bounded_as_the_pinned_trl_declares():
 @pytest.fixture(scope="module")
 def built_wheel(tmp_path_factory):
     """Build the wheel from a copy of the sources (so the checkout gets no build/ folder)."""
+    from packaging.version import Version
+
+    # Offline build with the environment's setuptools (scripts/setup_env.sh installs it): SPDX licences need 77.
+    assert Version(importlib.metadata.version("setuptools")) >= Version("77"), "run scripts/setup_env.sh"
     source = tmp_path_factory.mktemp("source")
     for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, source / name)
