@@ -7,6 +7,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from .checkpoints import checkpoint_dir, mark_complete
+from .files import atomic_write_text
 
 
 class CompleteCheckpointCallback(TrainerCallback):
@@ -23,6 +24,19 @@ class CompleteCheckpointCallback(TrainerCallback):
         folder = checkpoint_dir(args.output_dir, state.global_step)
         if args.should_save and Path(folder).is_dir():
             mark_complete(folder, state.global_step)
+        return control
+
+
+class ModelCardInCheckpointCallback(TrainerCallback):
+    """Put the run's model card (`<output_dir>/README.md`, which TRL's trainers rewrite just before
+    each checkpoint save) into `checkpoint-N/` too, so a checkpoint pushed or copied on its own says
+    what it is. Listed before `CompleteCheckpointCallback`: the card is in place before the marker."""
+
+    def on_save(self, args, state, control, **kwargs):
+        card = Path(args.output_dir) / "README.md"
+        folder = Path(checkpoint_dir(args.output_dir, state.global_step))
+        if args.should_save and card.is_file() and folder.is_dir():
+            atomic_write_text(folder / "README.md", card.read_text(encoding="utf-8"))
         return control
 
 

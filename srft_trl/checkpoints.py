@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+from collections.abc import Collection
 from pathlib import Path
 
 from .files import atomic_write_text
@@ -50,3 +52,54 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     """The newest `checkpoint-N` folder under `output_dir` whose save finished, or None."""
     complete = [entry for entry in checkpoint_dirs(output_dir) if (entry / COMPLETE_MARKER).is_file()]
     return str(complete[-1]) if complete else None
+
+
+# --------------------------------------------------------------------------------------------
+# Re-running into an output folder: resume the same run, refuse another one
+# --------------------------------------------------------------------------------------------
+
+RUN_RECIPE = "recipe.yaml"  # the effective settings of the run an output folder holds
+FINISHED = "train_results.json"  # written by `Trainer.save_metrics("train", ...)` once training ended
+
+
+class OutputDirConflict(ValueError):
+    """`output_dir` holds something a new run must not overwrite silently."""
+
+
+def resume_point(output_dir: str | os.PathLike, settings: dict, *, ignore: Collection[str] = ()) -> str | None:
+    """Where a run with `settings` into `output_dir` starts: None (step 0: the folder is new, empty,
+    or holds a run stopped before it saved anything), or the newest complete checkpoint of the
+    same run (same settings, except the keys in `ignore`).
+
+    Raises `OutputDirConflict` when the folder holds another run, files of unknown origin, or the
+    finished run of the same settings with no checkpoint to resume from.
+    """
+    import yaml
+
+    out = Path(output_dir)
+    if not out.is_dir() or not any(not entry.name.startswith(".") for entry in out.iterdir()):
+        return None
+    fixes = "choose another output_dir, or pass --overwrite_output_dir true to train from step 0 there"
+    if not (out / RUN_RECIPE).is_file():
+        raise OutputDirConflict(f"output_dir {out} is not empty and holds no {RUN_RECIPE} of a srft-trl run; {fixes}")
+    if not checkpoint_dirs(out) and not (out / FINISHED).is_file():
+        return None  # a run that stopped before saving anything: nothing to resume, nothing to lose
+    saved = yaml.safe_load((out / RUN_RECIPE).read_text()) or {}
+    changed = [key for key in dict.fromkeys([*saved, *settings]) if key not in ignore and saved.get(key) != settings.get(key)]
+    if changed:
+        shown = ", ".join(f"{key}: {saved.get(key)!r} -> {settings.get(key)!r}" for key in changed[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise OutputDirConflict(
+            f"output_dir {out} holds another run ({shown}{more}); {fixes} (or --resume_from_checkpoint true to "
+            "continue it with the new settings)"
+        )
+    last = last_complete_checkpoint(out)
+    if last is None and (out / FINISHED).is_file():
+        raise OutputDirConflict(f"output_dir {out} already holds the finished run of these settings; {fixes}")
+    return last
+
+
+def remove_checkpoints(output_dir: str | os.PathLike) -> None:
+    """Delete the `checkpoint-N` folders under `output_dir` (a run restarted with --overwrite_output_dir)."""
+    for entry in checkpoint_dirs(output_dir):
+        shutil.rmtree(entry)

@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; each command parses its own arguments."""
     parser = argparse.ArgumentParser(
         prog="srft-trl",
+        usage="srft-trl [-h] [--version] COMMAND ...",
         description="SRFT (Supervised Reinforcement Fine-Tuning, arXiv 2506.19767) on TRL.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -82,27 +83,53 @@ def resolve_accelerate_config(launch_args: list[str]) -> list[str]:
         raise ValueError(f"{error} This package ships: {', '.join(shipped_accelerate_configs())}.") from None
 
 
+def _num_processes(launch_args: Sequence[str]) -> int:
+    for flag in ("--num_processes", "--num-processes"):
+        if flag in launch_args[:-1]:
+            return int(launch_args[list(launch_args).index(flag) + 1])
+    return 1
+
+
+def cpu_processes(launch_args: list[str]) -> list[str]:
+    """On a machine without a GPU, `--num_processes N` (N > 1) and no config file: start N real
+    processes over gloo with the shipped `cpu_2proc` config (`distributed_type: MULTI_GPU`,
+    `use_cpu: true`). accelerate's own CPU path (`--cpu`, `MULTI_CPU`) would quietly start one."""
+    import torch
+
+    if "--config_file" in launch_args or _num_processes(launch_args) <= 1 or torch.cuda.is_available():
+        return launch_args
+    print(f"srft-trl: no GPU: {_num_processes(launch_args)} processes on the CPU over gloo (accelerate config "
+          "cpu_2proc)", flush=True)
+    return ["--config_file", str(accelerate_config_path("cpu_2proc")), *launch_args]
+
+
 def train(argv: Sequence[str]) -> int:
-    """`srft-trl train`: in this process, or through `accelerate launch -m srft_trl.train`."""
+    """`srft-trl train`: in this process, or through `accelerate launch -m srft_trl.train`.
+
+    A user error (recipe, command line, data, output folder) ends with one line on stderr and exit
+    status 2, before anything expensive where it can be known up front.
+    """
     from . import recipes
     from . import train as train_module
 
+    argv = list(argv)
+    if "-h" in argv or "--help" in argv or "--help-all" in argv:
+        return train_module.main(argv)
     try:
         args = recipes.parse_args(argv)
-    except recipes.RecipeError as error:
+        if not args.launch:
+            train_module.run(args)
+            return 0
+        train_module.start_point(args)  # an output_dir that holds another run fails here, not in N processes
+        launch = cpu_processes(resolve_accelerate_config(args.launch))
+    except (recipes.RecipeError, ValueError) as error:  # ValueError: resolve_accelerate_config's unknown names
+        if not isinstance(error, recipes.RecipeError) and "accelerate" not in str(error):
+            raise
         print(f"srft-trl train: error: {error}", file=sys.stderr)
         return 2
-    if not args.launch:
-        train_module.run(args)
-        return 0
 
     from accelerate.commands.launch import launch_command, launch_command_parser
 
-    try:
-        launch = resolve_accelerate_config(args.launch)
-    except ValueError as error:
-        print(f"srft-trl train: error: {error}", file=sys.stderr)
-        return 2
     script_args = recipes.remove_subsequence(args.argv, args.cli_launch)
     command = launch + ["--module", "srft_trl.train", *script_args]
     print(f"srft-trl: accelerate launch {' '.join(command)}", flush=True)
@@ -156,6 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from . import __version__
+
+        print(f"srft-trl {__version__}")
         return 0
     if argv[0] not in HANDLERS:
         parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)}")

@@ -88,17 +88,18 @@ def load_openr1(
         num_proc: processes for `Dataset.map` / `Dataset.filter`.
 
     The source columns are kept (`target`, `reward_model`, `extra_info`, ...). Malformed rows
-    raise a `ValueError` naming the row index and the field.
+    raise a `ValueError` naming the row (counted from 1) and the field.
     """
     dataset = _load_raw(path_or_id, split)
     _require_columns(dataset, ["prompt", "target", "reward_model"], path_or_id)
 
     def convert(row: dict, index: int) -> dict:
+        number = index + 1  # rows counted from 1, as an editor counts the lines of a JSONL file
         return _prepare_row(
             row["prompt"],
-            _openr1_demo(row["target"], index),
-            _openr1_ground_truth(row["reward_model"], index),
-            index,
+            _openr1_demo(row["target"], number),
+            _openr1_ground_truth(row["reward_model"], number),
+            number,
             demo_column=demo_column,
             solution_column=solution_column,
             system_prompt=system_prompt,
@@ -153,7 +154,7 @@ def load_prompt_demo_dataset(
             prompt,
             row[demo_column],
             row[solution_column],
-            index,
+            index + 1,  # rows counted from 1, as an editor counts the lines of a JSONL file
             demo_column=demo_column,
             solution_column=solution_column,
             system_prompt=system_prompt,
@@ -217,10 +218,14 @@ def _load_raw(path_or_id: str | os.PathLike, split: str) -> datasets.Dataset:
     return datasets.load_dataset(str(path_or_id), split=split)
 
 
+class MissingColumnsError(ValueError):
+    """A data set lacks columns its format needs."""
+
+
 def _require_columns(dataset: datasets.Dataset, columns: Iterable[str], source: Any) -> None:
     missing = [column for column in columns if column not in dataset.column_names]
     if missing:
-        raise ValueError(
+        raise MissingColumnsError(
             f"{source}: missing column(s) {missing}; available columns: {dataset.column_names}"
         )
 
@@ -352,7 +357,13 @@ def load_split(script, split: str, tokenizer, demo_column: str = "demo"):
         return load_tiny_math(split, demo_column=demo_column, solution_column="solution", **common)
     if script.dataset_format == "openr1":
         source = OPENR1_HUB_ID if name == "openr1" else name
-        return load_openr1(source, split, demo_column=demo_column, solution_column="solution", **common)
+        try:
+            return load_openr1(source, split, demo_column=demo_column, solution_column="solution", **common)
+        except MissingColumnsError as error:
+            raise MissingColumnsError(
+                f"{error}. dataset_format: openr1 (the default) reads the OpenR1 schema (prompt, target, "
+                "reward_model); for a file with prompt / demo / solution columns set dataset_format: columns"
+            ) from None
     dataset = load_prompt_demo_dataset(
         name,
         prompt_column=script.dataset_prompt_column,

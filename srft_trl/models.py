@@ -85,13 +85,44 @@ def extend_context(
     return target
 
 
+def looks_like_path(value: str) -> bool:
+    """Whether a model reference is meant as a local path rather than a Hub id (`org/name`)."""
+    text = str(value)
+    return (
+        text.startswith(("/", "./", "../", "~", ".\\")) or text.endswith(("/", os.sep)) or text.count("/") > 1
+        or os.path.isabs(text) or text in (".", "..")
+    )
+
+
+def check_model_reference(value: str | None, *, tiny_model: bool = False, what: str = "model_name_or_path") -> None:
+    """Fail early, naming the path, when `value` is a local path that holds no model.
+
+    A Hub id is left to the Hub. With `tiny_model`, `value` may only name a folder that already
+    holds a model: the tiny model is never built at a path the user typed (a typo would train a
+    random model there).
+    """
+    if not value:
+        return
+    path = Path(value).expanduser()
+    if tiny_model and not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{what} {value}: no model there; with tiny_model: true leave {what} unset to use the tiny model "
+            f"built in {default_tiny_model_path()}"
+        )
+    if looks_like_path(value) and not path.exists():
+        raise FileNotFoundError(f"{what} {value}: no such file or folder (a local path; Hub ids look like org/name)")
+    if path.is_dir() and not ((path / "config.json").is_file() or (path / "adapter_config.json").is_file()):
+        raise FileNotFoundError(f"{what} {value}: the folder holds no model (no config.json)")
+
+
 def prepare_model_path(script, training, model_args) -> str:
-    """Build the tiny model and/or the RoPE-extended copy if asked; return the path to train from."""
+    """The tiny model when asked for (built once), the RoPE-extended copy when asked for; the path to train from."""
     from .tiny import ensure_tiny_model
 
     path = model_args.model_name_or_path
-    if script.tiny_model:
-        path = str(path or default_tiny_model_path())
+    check_model_reference(path, tiny_model=script.tiny_model)
+    if script.tiny_model and not path:
+        path = str(default_tiny_model_path())
         with training.main_process_first(local=True, desc="building the tiny model"):
             ensure_tiny_model(path)
     if not path:

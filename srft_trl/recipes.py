@@ -15,9 +15,12 @@ as a "remaining string", to fail late in `accelerate launch` without its origin)
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import enum
 import functools
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +30,17 @@ import yaml
 from trl import ModelConfig, SFTConfig, TrlParser
 
 from .config import SRFTConfig
+from .models import check_model_reference
 from .sft_kl import SFTKLConfig
 from .shipped import recipe_path
 
 TRAINERS = ("srft", "sft", "sft_kl")
-RECIPES_DIR = Path(__file__).resolve().parent / "resources" / "recipes"  # shipped in the wheel (srft_trl.shipped)
-DEFAULT_RECIPE = RECIPES_DIR / "srft_tiny_cpu.yaml"
+# Settings that do not change what a run computes: a re-run that differs only in these is the same run.
+NOT_RUN_IDENTITY = frozenset({
+    "output_dir", "resume_from_checkpoint", "overwrite_output_dir", "push_to_hub", "hub_model_id", "hub_token",
+    "hub_strategy", "hub_private_repo", "report_to", "run_name", "logging_dir", "torch_num_threads",
+    "dataloader_num_workers", "disable_tqdm",
+})
 
 
 @dataclass
@@ -53,8 +61,10 @@ class ScriptArguments:
             (the paper's data keeps demonstrations within 8,192 tokens).
         max_prompt_tokens: drop rows whose chat-formatted prompt is longer (the paper: 1,024).
         reward_funcs: names in `srft_trl.rewards.REWARD_FUNCS` or dotted import paths.
-        tiny_model: build the tiny random model and byte-level tokenizer at `model_name_or_path`
-            (default: `~/.cache/srft_trl/tiny-model`) if none is saved there yet.
+        tiny_model: train the tiny random model and byte-level tokenizer (`srft_trl.tiny`) instead
+            of a real one: built once at `~/.cache/srft_trl/tiny-model` (`$XDG_CACHE_HOME`), or taken
+            from `model_name_or_path` when that folder already holds it. A tiny model is never built
+            unless this is set.
         rope_theta, max_position_embeddings: RoPE base and position window for the base model
             (the paper's Qwen2.5-Math-7B: 40,000 and 16,384). Applied by writing an extended
             copy of the checkpoint (config only; weights are linked) to
@@ -91,14 +101,15 @@ class ScriptArguments:
         metadata={"help": "Reward functions: names in srft_trl.rewards.REWARD_FUNCS or dotted import paths."},
     )
     tiny_model: bool = field(
-        default=False, metadata={"help": "Build the tiny local model at model_name_or_path if it is missing."}
+        default=False,
+        metadata={"help": "Train the tiny random local model (built once in ~/.cache/srft_trl); never built otherwise."},
     )
     rope_theta: float | None = field(default=None, metadata={"help": "RoPE base for the model (paper: 40000)."})
     max_position_embeddings: int | None = field(
         default=None, metadata={"help": "Position window for the model (paper: 16384)."}
     )
     eval_split: str | None = field(
-        default=None, metadata={"help": "Split of the dataset evaluated before and after training."}
+        default=None, metadata={"help": "Split of the dataset evaluated before and after training (none: no check)."}
     )
     eval_limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N held-out problems."})
     eval_max_new_tokens: int | None = field(
@@ -110,21 +121,32 @@ class ScriptArguments:
         default=None,
         metadata={"help": "torch.set_num_threads; 1 on small CPU machines, where OpenMP threads slow tiny matmuls."},
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Train from step 0 into an output_dir that holds another run (its checkpoints are removed)."},
+    )
 
     def __post_init__(self):
         if self.trainer not in TRAINERS:
             raise ValueError(f"trainer={self.trainer!r} must be one of {list(TRAINERS)}.")
         if isinstance(self.reward_funcs, str):
             self.reward_funcs = [self.reward_funcs]
-
-
+        if isinstance(self.eval_split, str) and self.eval_split.strip().lower() in ("", "none"):
+            self.eval_split = None  # like `system_prompt: none`
 
 CONFIG_CLASSES: dict[str, type] = {"srft": SRFTConfig, "sft": SFTConfig, "sft_kl": SFTKLConfig}
 
 
 class RecipeError(ValueError):
-    """A recipe or command line that cannot be run (unknown keys, unreadable file)."""
+    """A user error in a recipe, the command line or the files they name: printed as one line
+    (`srft-trl: error: ...`, exit status 2) by the command line, never as a traceback."""
 
+
+class RecipeParser(TrlParser):
+    """`TrlParser` whose errors raise `RecipeError` (one line) instead of printing argparse's usage."""
+
+    def error(self, message: str):
+        raise RecipeError(message)
 
 
 @functools.lru_cache(maxsize=1)
@@ -141,7 +163,9 @@ def make_parser(trainer: str = "srft") -> TrlParser:
     if trainer not in CONFIG_CLASSES:
         raise RecipeError(f"trainer={trainer!r} must be one of {list(TRAINERS)}.")
     # allow_abbrev=False: a typo such as `--max_step` must not silently match `--max_steps`.
-    return TrlParser((ScriptArguments, CONFIG_CLASSES[trainer], ModelConfig), prog="srft-trl train", allow_abbrev=False)
+    return RecipeParser(
+        (ScriptArguments, CONFIG_CLASSES[trainer], ModelConfig), prog="srft-trl train", allow_abbrev=False
+    )
 
 
 def _flag_value(argv: Sequence[str], flag: str) -> str | None:
@@ -239,33 +263,141 @@ class ParsedArgs:
     launch: list[str]  # launcher options (recipe first, then command line)
     argv: list[str]  # the command line, with `--config` resolved
     cli_launch: list[str]  # the launcher options given on the command line
+    effective: dict[str, Any]  # the recipe's and the command line's settings, as parsed (`recipe.yaml`)
+
+
+def _split_config_flag(argv: Sequence[str]) -> list[str]:
+    return [part for token in argv for part in (token.split("=", 1) if token.startswith("--config=") else [token])]
+
+
+def _option_dest(parser: TrlParser, token: str) -> str | None:
+    action = parser._option_string_actions.get(token.split("=", 1)[0])
+    return action.dest if action is not None else None
+
+
+def _locate(message: str, parser: TrlParser, recipe: dict[str, Any], argv: Sequence[str], recipe_path) -> str:
+    """An argparse or config error, prefixed with where the setting came from: `RECIPE: key: ...`
+    when the recipe set it (and the command line did not), `--key: ...` for the command line."""
+    on_command_line = {_option_dest(parser, t) for t in argv if t.startswith("--")}
+    argparse_error = re.match(r"argument (--[\w.-]+)(?:/--[\w.-]+)*: (.*)", message, re.S)
+    if argparse_error:
+        dest, detail = _option_dest(parser, argparse_error.group(1)), argparse_error.group(2)
+        if recipe_path is not None and dest in recipe and dest not in on_command_line:
+            return f"{recipe_path}: {dest}: {detail}"
+        return f"--{dest}: {detail}"
+    # A config's own check (`__post_init__`): name the recipe if it sets a key the message names.
+    mentioned = [key for key in recipe if re.search(rf"\b{re.escape(key)}\b", message)]
+    if recipe_path is not None and any(key not in on_command_line for key in mentioned):
+        return f"{recipe_path}: {message}"
+    return message
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ParsedArgs:
-    """Parse a recipe and command-line overrides; unknown keys fail before any expensive work.
+    """Parse a recipe and command-line overrides; unknown keys and bad values fail (`RecipeError`,
+    naming the recipe and the key) before any expensive work.
 
-    Without `--config`, the shipped tiny CPU recipe is used.
+    Without `--config`, the settings are the dataclasses' defaults plus the command line (no recipe
+    is implied); `model_name_or_path` or `tiny_model` must then be given.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    argv = [part for token in argv for part in (token.split("=", 1) if token.startswith("--config=") else [token])]
-    if "--config" not in argv and DEFAULT_RECIPE.is_file():
-        argv = ["--config", str(DEFAULT_RECIPE), *argv]
+    argv = _split_config_flag(sys.argv[1:] if argv is None else argv)
     recipe_path = None
     if "--config" in argv:
         index = argv.index("--config")
         if index + 1 >= len(argv):
-            raise RecipeError("--config needs a recipe path.")
+            raise RecipeError("--config needs a recipe path or the name of a shipped recipe.")
         recipe_path = resolve_recipe_path(argv[index + 1])
         argv[index + 1] = str(recipe_path)
     recipe = read_recipe(recipe_path) if recipe_path else {}
     trainer = _flag_value(argv, "--trainer") or recipe.get("trainer", "srft")
     parser = make_parser(trainer)
     check_recipe_keys(recipe, parser, str(recipe_path or "recipe"))
-    script, training, model, _, cli_rest = parser.parse_args_and_config(
-        argv, return_remaining_strings=True, separate_remaining_strings=True
-    )
+    given = set(recipe) | {_option_dest(parser, t) for t in argv if t.startswith("--")}
+    if not given & {"model_name_or_path", "tiny_model"}:
+        raise RecipeError(
+            "no model: pass --config RECIPE (a path, or a shipped recipe such as srft_tiny_cpu) or "
+            "--model_name_or_path PATH_OR_HUB_ID (or --tiny_model true for the tiny local model)."
+        )
+    # The model reference before the configs: a mistyped path is named before anything else is checked.
+    model_ref = _flag_value(argv, "--model_name_or_path") or _flag_value(argv, "--model-name-or-path")
+    tiny = _flag_value(argv, "--tiny_model") or _flag_value(argv, "--tiny-model") or recipe.get("tiny_model")
+    try:
+        check_model_reference(model_ref or recipe.get("model_name_or_path"), tiny_model=str(tiny).lower() == "true")
+    except FileNotFoundError as error:
+        raise RecipeError(str(error)) from None
+    try:
+        script, training, model, _, cli_rest = parser.parse_args_and_config(
+            argv, return_remaining_strings=True, separate_remaining_strings=True
+        )
+    except (RecipeError, ValueError, TypeError) as error:  # argparse and the configs' __post_init__ checks
+        raise RecipeError(_locate(str(error), parser, recipe, argv, recipe_path)) from None
+    if not (model.model_name_or_path or script.tiny_model):
+        raise RecipeError("model_name_or_path is empty: name a local path or a Hub id (or set tiny_model: true).")
     cli_launch = _check_remaining(cli_rest)
     overrides = [t for i, t in enumerate(argv) if t != "--config" and (i == 0 or argv[i - 1] != "--config")]
     overrides = remove_subsequence(overrides, cli_launch)
     launch = launcher_args(recipe, parser) + cli_launch
-    return ParsedArgs(script, training, model, recipe_path, recipe, overrides, launch, argv, cli_launch)
+    override_keys = [d for t in overrides if t.startswith("--") and (d := _option_dest(parser, t)) is not None]
+    effective = effective_settings((script, training, model), [*recipe, *override_keys], parser)
+    return ParsedArgs(script, training, model, recipe_path, recipe, overrides, launch, argv, cli_launch, effective)
+
+
+def _plain(value):
+    """A setting as YAML can write it (enums by value, paths and other objects as text)."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def effective_settings(parsed: Sequence[Any], keys: Sequence[str], parser: TrlParser) -> dict[str, Any]:
+    """The value each of `keys` (the recipe's, then the command line's) has after parsing, in that
+    order: the recipe with the command-line overrides applied. Launcher-only keys are left out."""
+    known = {action.dest for action in parser._actions}
+    settings: dict[str, Any] = {}
+    for key in dict.fromkeys(keys):
+        if key not in known:
+            continue
+        for obj in parsed:
+            if hasattr(obj, key):
+                settings[key] = _plain(getattr(obj, key))
+                break
+    return settings
+
+
+def recipe_text(args: ParsedArgs) -> str:
+    """`recipe.yaml` of a run: the effective settings (recipe plus command line), replayable as is."""
+    source = f"--config {args.recipe_path}" if args.recipe_path else "(no recipe)"
+    command = " ".join(["srft-trl train", source, *args.overrides])
+    header = f"# Effective settings of this run (the recipe with the command line applied):\n#   {command}\n"
+    return header + yaml.safe_dump(args.effective, sort_keys=False, allow_unicode=True)
+
+
+def short_help(trainer: str = "srft") -> str:
+    """`srft-trl train --help`: the recipe, the launcher and the script's own settings; the
+    trainer's ~300 TRL/transformers settings are listed by `--help-all`."""
+    lines = [
+        "usage: srft-trl train --config RECIPE [--KEY VALUE ...] [--accelerate_config NAME|PATH] [--num_processes N]",
+        "",
+        "  --config RECIPE          a recipe YAML path, or a shipped recipe name (srft_tiny_cpu, srft_qwen7b, ...)",
+        "  --KEY VALUE              override any recipe setting (snake_case or kebab-case)",
+        "  --accelerate_config X    run through `accelerate launch`: ddp, fsdp2, zero3, multinode, cpu_2proc or a path",
+        "  --num_processes N        processes for `accelerate launch`",
+        "  --help-all               every setting: the script's, the trainer config's (SRFTConfig / TRL) and ModelConfig",
+        "",
+        "script settings (srft_trl.recipes.ScriptArguments):",
+    ]
+    for spec in dataclasses.fields(ScriptArguments):
+        help_text = spec.metadata.get("help", "")
+        lines.append(f"  --{spec.name:<26} {help_text}")
+    lines += [
+        "",
+        f"trainer settings: every field of {CONFIG_CLASSES[trainer].__name__} (method, num_demos, num_generations, "
+        "learning_rate, max_steps, output_dir, ...) and of TRL's ModelConfig (model_name_or_path, dtype, use_peft, "
+        "lora_r, ...); see --help-all.",
+    ]
+    return "\n".join(lines)

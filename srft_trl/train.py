@@ -19,20 +19,28 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import yaml
 from transformers import AutoTokenizer
 from trl import SFTTrainer, get_peft_config, get_quantization_config
 
 from . import data
-from .callbacks import CompleteCheckpointCallback
-from .checkpoints import last_complete_checkpoint
+from .callbacks import CompleteCheckpointCallback, ModelCardInCheckpointCallback
+from .checkpoints import RUN_RECIPE, OutputDirConflict, last_complete_checkpoint, remove_checkpoints, resume_point
+from .files import atomic_write_text
 from .generation import heldout_accuracy
 from .model_card import final_metrics, install_model_card
 from .models import model_init_kwargs, prepare_model_path
-from .recipes import ParsedArgs, RecipeError, ScriptArguments, parse_args
+from .recipes import NOT_RUN_IDENTITY, ParsedArgs, RecipeError, ScriptArguments, parse_args, recipe_text, short_help
 from .rewards import get_reward_funcs
 
 logger = logging.getLogger(__name__)
+
+
+def dataset_reference(script: ScriptArguments) -> str:
+    """The data set as the model card names it: a Hub id, a local path, or the shipped tiny set."""
+    if script.dataset_name == "tiny_math":
+        return "tiny_math (the arithmetic set shipped with srft-trl)"
+    path = Path(script.dataset_name).expanduser()
+    return str(path.resolve()) if path.exists() else hub_dataset_name(script) or script.dataset_name
 
 
 def hub_dataset_name(script: ScriptArguments) -> str | None:
@@ -44,11 +52,28 @@ def hub_dataset_name(script: ScriptArguments) -> str | None:
     return script.dataset_name
 
 
-def resume_checkpoint(value):
-    """`resume_from_checkpoint` as the recipe gives it: a path, or true for the newest complete checkpoint."""
+def start_point(args: ParsedArgs) -> str | None:
+    """The checkpoint this run resumes from, or None to start at step 0.
+
+    `resume_from_checkpoint` (a path, or true for the newest complete checkpoint) is obeyed as
+    given. Otherwise a re-run into an `output_dir` holding the same run (same effective settings)
+    resumes from its newest complete checkpoint, and one holding another run is refused
+    (`RecipeError` naming the fix) unless `overwrite_output_dir` is set. Nothing is overwritten silently.
+    """
+    training = args.training
+    value = training.resume_from_checkpoint
     if isinstance(value, str) and value.lower() in ("true", "false"):
         value = value.lower() == "true" or None
-    return value
+    if value is True:
+        value = last_complete_checkpoint(training.output_dir)
+        if value is None:
+            raise RecipeError(f"resume_from_checkpoint: no complete checkpoint in {training.output_dir}")
+    if value or args.script.overwrite_output_dir:
+        return value or None
+    try:
+        return resume_point(training.output_dir, args.effective, ignore=NOT_RUN_IDENTITY)
+    except OutputDirConflict as error:
+        raise RecipeError(str(error)) from None
 
 
 def build_trainer(args: ParsedArgs, model_path: str, tokenizer, train_dataset):
@@ -61,7 +86,7 @@ def build_trainer(args: ParsedArgs, model_path: str, tokenizer, train_dataset):
         processing_class=tokenizer,
         quantization_config=get_quantization_config(model_args),
         peft_config=get_peft_config(model_args),
-        callbacks=[CompleteCheckpointCallback()],
+        callbacks=[ModelCardInCheckpointCallback(), CompleteCheckpointCallback()],
     )
     if script.trainer == "srft":
         from .trainer import SRFTTrainer
@@ -82,6 +107,9 @@ def run(args: ParsedArgs) -> dict[str, Any]:
     is_main = training.process_index == 0
     say = print if is_main else (lambda *a, **k: None)
 
+    # The output folder: a new run, the same run resumed, or another run refused (before any work).
+    resume = start_point(args)
+
     # The model: a path or Hub id, the tiny local model when asked for, RoPE-extended when asked.
     model_path = prepare_model_path(script, training, model_args)
     tokenizer = AutoTokenizer.from_pretrained(
@@ -90,7 +118,11 @@ def run(args: ParsedArgs) -> dict[str, Any]:
 
     # The data: the training split filtered once, and the held-out split.
     demo_column = training.demo_column if script.trainer == "srft" else "demo"
-    train_dataset, heldout = data.build_datasets(script, training, tokenizer, demo_column, log=say)
+    try:
+        train_dataset, heldout = data.build_datasets(script, training, tokenizer, demo_column, log=say)
+    except (ValueError, FileNotFoundError) as error:  # the user's data: name the data set, no traceback
+        named = str(script.dataset_name) in str(error)
+        raise RecipeError(str(error) if named else f"dataset_name {script.dataset_name}: {error}") from None
     if heldout is not None and script.eval_limit is not None:
         heldout = heldout.select(range(min(script.eval_limit, len(heldout))))
 
@@ -113,16 +145,17 @@ def run(args: ParsedArgs) -> dict[str, Any]:
         extra["heldout_accuracy_before"] = evaluate(trainer.model)
         say(f"held-out accuracy before training: {extra['heldout_accuracy_before']:.3f} ({len(heldout)} problems)")
 
-    base_model = None if script.tiny_model else model_args.model_name_or_path
-    recipe_text = args.recipe_path.read_text() if args.recipe_path else yaml.safe_dump(args.recipe)
-    install_model_card(trainer, recipe_text=recipe_text, overrides=args.overrides, base_model=base_model,
-                       extra_metrics=extra)
+    # The recipe.yaml written above already holds the command-line overrides: replaying it needs no flags.
+    install_model_card(trainer, recipe_text=recipe_text(args), overrides=(), settings=args.effective,
+                       base_model=model_args.model_name_or_path or model_path,
+                       dataset=dataset_reference(script), extra_metrics=extra)
 
-    resume = resume_checkpoint(training.resume_from_checkpoint)
-    if resume is True:
-        resume = last_complete_checkpoint(training.output_dir)
-        if resume is None:
-            raise RecipeError(f"resume_from_checkpoint: no complete checkpoint in {training.output_dir}.")
+    if is_main:  # from here on, output_dir holds this run (its effective settings in recipe.yaml)
+        if args.script.overwrite_output_dir and not training.resume_from_checkpoint:
+            remove_checkpoints(training.output_dir)
+        atomic_write_text(Path(training.output_dir) / RUN_RECIPE, recipe_text(args))
+    if resume:
+        say(f"resuming from {resume}")
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
@@ -137,8 +170,6 @@ def run(args: ParsedArgs) -> dict[str, Any]:
         )
 
     trainer.save_model(training.output_dir)
-    if trainer.is_world_process_zero():
-        (Path(training.output_dir) / "recipe.yaml").write_text(recipe_text)
     trainer.create_model_card(model_name=Path(training.output_dir).name, dataset_name=hub_dataset_name(script))
     say(f"model, recipe.yaml and model card saved to {training.output_dir}")
     if training.push_to_hub:
@@ -151,16 +182,26 @@ def run(args: ParsedArgs) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python -m srft_trl.train`; returns the exit status."""
+    """Entry point of `python -m srft_trl.train`; returns the exit status (2 and one line for a user error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(short_help())
+        return 0
     try:
+        if "--help-all" in argv:
+            args_trainer = argv[argv.index("--trainer") + 1] if "--trainer" in argv[:-1] else "srft"
+            from .recipes import make_parser
+
+            make_parser(args_trainer).print_help()
+            return 0
         args = parse_args(argv)
+        launched = "ACCELERATE_MIXED_PRECISION" in os.environ  # set by `accelerate launch` in every process
+        if args.launch and not launched:
+            logger.warning("launcher options %s are used by `srft-trl train` only; ignored here.", args.launch)
+        run(args)
     except RecipeError as error:
         print(f"srft-trl: error: {error}", file=sys.stderr)
         return 2
-    launched = "ACCELERATE_MIXED_PRECISION" in os.environ  # set by `accelerate launch` in every process
-    if args.launch and not launched:
-        logger.warning("launcher options %s are used by `srft-trl train` only; ignored here.", args.launch)
-    run(args)
     return 0
 
 

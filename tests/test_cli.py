@@ -3,20 +3,25 @@ train`, two processes through `accelerate launch -m srft_trl.train`), and argume
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from srft_trl import cli
+from srft_trl.checkpoints import COMPLETE_MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "recipes" / "srft_tiny_cpu.yaml"
 BEFORE_AFTER = re.compile(r"held-out accuracy before: (\d\.\d+) / after: (\d\.\d+)")
 BIN = Path(sys.executable).parent
+OVERRIDDEN = {"model_name_or_path", "output_dir", "max_steps", "eval_limit", "eval_max_new_tokens", "logging_steps"}
 
 
 def _run(command: list[str], tmp_path: Path, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -49,10 +54,19 @@ def test_tiny_recipe_end_to_end_in_one_process(tiny_model_dir, tmp_path):
     assert match, result.stdout[-3000:]
     assert 0.0 <= float(match.group(1)) <= 1.0 and 0.0 <= float(match.group(2)) <= 1.0
     assert "process 0 of 1" in result.stdout
-    assert (out / "model.safetensors").is_file() and (out / "recipe.yaml").read_text() == TINY.read_text()
+    assert (out / "model.safetensors").is_file()
+    # recipe.yaml holds the effective settings: the recipe with the command line applied, replayable as is
+    saved, recipe = yaml.safe_load((out / "recipe.yaml").read_text()), yaml.safe_load(TINY.read_text())
+    assert saved["max_steps"] == 3 and saved["output_dir"] == str(out) and saved["eval_limit"] == 8
+    unchanged = set(recipe) - OVERRIDDEN - {"report_to"}  # report_to: none is parsed as []
+    assert {k: saved[k] for k in unchanged} == {k: recipe[k] for k in unchanged}
     card = (out / "README.md").read_text()
     assert "SRFT" in card and "2506.19767" in card and "heldout_accuracy_after" in card
-    assert "--max_steps 3" in card
+    assert "--max_steps 3" in card and "| max_steps | 3 |" in card  # the command line and the effective settings
+    assert f"the local model `{tiny_model_dir}`" in card and "tiny_math" in card and "`srft` preset" in card
+    for wrong in ("[None](https://huggingface.co/None)", 'model="None"', "licence: license"):
+        assert wrong not in card
+    assert re.search(r"## Training procedure\n\n\S", card)  # not empty
     assert '"global_step": 3' in (out / "trainer_state.json").read_text()
 
 
@@ -136,3 +150,146 @@ def test_unknown_command_fails():
     with pytest.raises(SystemExit) as error:
         cli.main(["trian"])
     assert error.value.code == 2
+
+
+# --------------------------------------------------------------------------------------------
+# What a new user meets: safe defaults, errors they can act on (issue 15)
+# --------------------------------------------------------------------------------------------
+
+
+def _user_error(capsys, argv: list[str]) -> str:
+    """Run `srft-trl ARGV`, expect exit status 2 and one or two lines on stderr; return them."""
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    message = err[err.index("srft-trl"):].strip()  # after any progress bar of `datasets`
+    assert message.startswith(f"srft-trl {argv[0]}: error: ") and len(message.splitlines()) <= 2, err
+    return message
+
+
+def test_version(capsys):
+    assert cli.main(["--version"]) == 0
+    assert re.fullmatch(r"srft-trl \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
+
+
+def test_train_without_a_recipe_asks_for_one_and_builds_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    err = _user_error(capsys, ["train", "--output_dir", str(tmp_path / "out")])
+    assert "--config" in err and "--model_name_or_path" in err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
+def test_train_help_is_short_and_starts_with_config():
+    result = subprocess.run([str(BIN / "srft-trl"), "train", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) < 80 and "--config" in lines[0] and "--help-all" in result.stdout
+    # no recipe's values are presented as defaults (the tiny recipe's lr 3e-3, sft_coef 100)
+    assert "0.003" not in result.stdout and "3e-3" not in result.stdout.lower()
+    full = subprocess.run([str(BIN / "srft-trl"), "train", "--help-all"], capture_output=True, text=True, timeout=120)
+    assert full.returncode == 0 and "--num_demos" in full.stdout and len(full.stdout.splitlines()) > 500
+
+
+@pytest.mark.parametrize("recipe_is_tiny", [True, False])
+def test_mistyped_model_path_fails_naming_it(capsys, tmp_path, recipe_is_tiny):
+    typo = tmp_path / "my-qwen-typo"
+    recipe = ["--config", str(TINY)] if recipe_is_tiny else []
+    err = _user_error(capsys, ["train", *recipe, "--model_name_or_path", str(typo), "--output_dir", str(tmp_path / "o")])
+    assert str(typo) in err and "Repo id" not in err
+    assert not typo.exists()  # no tiny model built at a path the user typed
+    err = _user_error(capsys, ["eval", "--model", str(typo)])
+    assert str(typo) in err and "Repo id" not in err
+
+
+def _recipe(tmp_path, **changes) -> str:
+    recipe = yaml.safe_load(TINY.read_text())
+    recipe.update(changes)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return str(path)
+
+
+def test_a_bad_value_in_a_recipe_names_the_recipe_and_key(capsys, tmp_path):
+    path = _recipe(tmp_path, num_demos="two")
+    err = _user_error(capsys, ["train", "--config", path])
+    assert path in err and "num_demos" in err and "'two'" in err
+    path = _recipe(tmp_path, num_demos=4, num_generations=4)
+    err = _user_error(capsys, ["train", "--config", path])
+    assert path in err and "num_demos" in err and "num_generations" in err
+    err = _user_error(capsys, ["train", "--config", str(TINY), "--num_demos", "two"])
+    assert "--num_demos" in err and "'two'" in err
+
+
+def _data_error(capsys, tiny_model_dir, tmp_path, rows, *flags) -> str:
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return _user_error(capsys, ["train", "--config", str(TINY), "--model_name_or_path", str(tiny_model_dir),
+                                "--output_dir", str(tmp_path / "out"), "--dataset_name", str(data),
+                                "--eval_split", "none", *flags])
+
+
+def test_data_mistakes_name_the_file_row_and_column(capsys, tiny_model_dir, tmp_path):
+    data = str(tmp_path / "data.jsonl")
+    columns = ["--dataset_format", "columns"]
+    err = _data_error(capsys, tiny_model_dir, tmp_path, [])
+    assert data in err and "empty" in err
+    row = {"prompt": "1+1?", "demo": "<think>1+1=2</think> \\boxed{2}", "solution": "2"}
+    err = _data_error(capsys, tiny_model_dir, tmp_path, [row])  # the default format is OpenR1's
+    assert data in err and "dataset_format: columns" in err
+    err = _data_error(capsys, tiny_model_dir, tmp_path, [{"prompt": "1+1?", "solution": "2"}], *columns)
+    assert data in err and "'demo'" in err
+    err = _data_error(capsys, tiny_model_dir, tmp_path, [row, {**row, "demo": 7}], *columns)
+    assert data in err and "row 2" in err and "'demo'" in err  # rows counted from 1, as an editor counts lines
+
+
+def test_num_processes_on_a_cpu_machine_starts_that_many_processes(monkeypatch, tmp_path):
+    import accelerate.commands.launch as launch
+    import torch
+
+    captured = {}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(launch, "launch_command", lambda args: captured.setdefault("args", args))
+    assert cli.main(["train", "--config", str(TINY), "--num_processes", "2", "--output_dir", str(tmp_path)]) == 0
+    args = captured["args"]
+    assert Path(args.config_file).name == "cpu_2proc.yaml" and args.num_processes == 2
+    config = yaml.safe_load(Path(args.config_file).read_text())
+    assert config["distributed_type"] == "MULTI_GPU" and config["use_cpu"] is True  # real processes over gloo
+
+
+def test_rerun_resumes_the_same_run_and_refuses_another(capsys, tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    command = ["train", "--config", str(TINY), "--model_name_or_path", str(tiny_model_dir), "--output_dir", str(out),
+               "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "1", "--eval_split", "none"]
+    assert cli.main(command) == 0
+    capsys.readouterr()
+    for step in (1, 2):  # every checkpoint is complete and carries the model card
+        assert (out / f"checkpoint-{step}" / COMPLETE_MARKER).is_file()
+        assert "## Training recipe" in (out / f"checkpoint-{step}" / "README.md").read_text()
+    weights = (out / "model.safetensors").read_bytes()
+
+    err = _user_error(capsys, [*command[:-2], "--max_steps", "3", "--eval_split", "none"])
+    assert str(out) in err and "max_steps: 2 -> 3" in err and "--overwrite_output_dir" in err
+    assert (out / "model.safetensors").read_bytes() == weights  # nothing overwritten
+
+    # As after Ctrl-C during step 2: the same command resumes from the last complete checkpoint.
+    shutil.rmtree(out / "checkpoint-2")
+    (out / "train_results.json").unlink()
+    assert cli.main(command) == 0
+    assert f"resuming from {out / 'checkpoint-1'}" in capsys.readouterr().out
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
+
+
+def test_an_output_dir_of_unknown_files_is_not_trained_into(capsys, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    err = _user_error(capsys, ["train", "--config", str(TINY), "--output_dir", str(out)])
+    assert str(out) in err and "--overwrite_output_dir" in err
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_eval_split_none_is_accepted():
+    from srft_trl.recipes import parse_args
+
+    assert parse_args(["--config", str(TINY), "--eval_split", "none"]).script.eval_split is None
+    assert parse_args(["--config", str(TINY)]).script.eval_split == "test"

@@ -192,13 +192,13 @@ def test_malformed_rows_name_row_and_field(tmp_path, how, field):
     path = write_jsonl(tmp_path / "data.jsonl", rows)
     with pytest.raises(ValueError) as error:
         load_openr1(path)
-    assert "row 2" in str(error.value) and field in str(error.value)
+    assert "row 3" in str(error.value) and field in str(error.value)  # the third row, counted from 1 like an editor
 
 
 def test_non_string_content_in_a_typed_column(tmp_path):
     row = openr1_row(0)
     row["target"] = [{"role": "assistant", "content": 5}]
-    with pytest.raises(ValueError, match=r"row 0: 'target\[0\]\['content'\]' must be a string, got int"):
+    with pytest.raises(ValueError, match=r"row 1: 'target\[0\]\['content'\]' must be a string, got int"):
         load_openr1(write_jsonl(tmp_path / "data.jsonl", [row]))
 
 
@@ -271,7 +271,7 @@ def test_generic_loader_errors(generic_file):
     available = r"available columns: \['question', 'trace', 'answer', 'level'\]"
     with pytest.raises(ValueError, match=r"missing column\(s\) \['solution'\]; " + available):
         load_prompt_demo_dataset(generic_file, **{**COLUMNS, "solution_column": "solution"})
-    with pytest.raises(ValueError, match="row 0: system_prompt needs a conversational prompt but 'question' is a str"):
+    with pytest.raises(ValueError, match="row 1: system_prompt needs a conversational prompt but 'question' is a str"):
         load_prompt_demo_dataset(generic_file, **COLUMNS, system_prompt="x")
 
 

@@ -134,3 +134,25 @@ def test_python_dash_m_entry_point_without_importing_vllm():
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "srft_trl.eval.cli" in imported
     assert not any(name == "vllm" or name.startswith("vllm.") for name in imported)
+
+
+def test_cli_takes_snake_case_flags_like_train(model_dir, monkeypatch):
+    import srft_trl.eval.cli as eval_cli
+
+    seen = []
+    monkeypatch.setattr(eval_cli, "_evaluate", lambda args, sources, kwargs: seen.append(args) or
+                        {"benchmarks": {}, "output_dir": "x"})
+    for flags in (["--max-new-tokens", "7", "--top-p", "0.5"], ["--max_new_tokens", "7", "--top_p=0.5"]):
+        assert main(["--model", str(model_dir), "--benchmarks", "math500", *flags]) == 0
+    assert [(a.max_new_tokens, a.top_p) for a in seen] == [(7, 0.5), (7, 0.5)]
+
+
+def test_cli_names_a_missing_model_or_data_path_in_one_line(model_dir, tmp_path, capsys):
+    assert main(["--model", str(tmp_path / "my-qwen-typo")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"srft-trl eval: error: --model {tmp_path / 'my-qwen-typo'}: no such file or folder " \
+                  "(a local path; Hub ids look like org/name)"
+    assert main(["--model", str(model_dir), "--benchmarks", "math500", "--data", "math500=" + str(tmp_path / "no.jsonl"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no.jsonl" in err and "Traceback" not in err

@@ -6,8 +6,9 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
-from .benchmarks import BENCHMARKS
+from .benchmarks import BENCHMARKS, SAMPLES
 from .prompts import TEMPLATES, THINK_POLICIES
 from .runner import DEFAULT_BENCHMARKS, evaluate
 
@@ -26,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="srft-trl eval",
         description="Evaluate a model on the SRFT paper's benchmarks with its protocol "
-        "(temperature 0.6, top_p 1.0, 8,192 new tokens; avg@32 on AIME24/AMC, pass@1 elsewhere).",
+        "(temperature 0.6, top_p 1.0, 8,192 new tokens; avg@32 on AIME24/AMC, pass@1 elsewhere). "
+        "Flags are accepted in kebab-case or snake_case (--max-new-tokens, --max_new_tokens).",
     )
     parser.add_argument("--model", help="checkpoint directory or Hub id")
     parser.add_argument("--benchmarks", type=_csv, default=list(DEFAULT_BENCHMARKS),
@@ -93,7 +95,7 @@ def _data_sources(args) -> dict[str, str] | str | None:
     for spec in args.data:
         name, sep, path = spec.partition("=")
         if not sep:
-            raise SystemExit(f"--data expects NAME=PATH, got {spec!r}")
+            raise ValueError(f"--data expects NAME=PATH, got {spec!r}")
         sources[name.strip()] = path.strip()
     if args.data_dir:
         for name in args.benchmarks:
@@ -101,10 +103,30 @@ def _data_sources(args) -> dict[str, str] | str | None:
     return sources
 
 
+def _kebab_flags(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """`--max_new_tokens` as `--max-new-tokens`: flags in either case, as `srft-trl train` takes them."""
+    out = []
+    for token in argv:
+        if token.startswith("--") and "_" in token:
+            flag, sep, value = token.partition("=")
+            kebab = flag.replace("_", "-")
+            if kebab in parser._option_string_actions:
+                token = kebab + sep + value
+        out.append(token)
+    return out
+
+
+def _fail(message: str) -> int:
+    print(f"srft-trl eval: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run `srft-trl eval`; returns the exit status."""
+    """Run `srft-trl eval`; returns the exit status (2 and one line for a user error)."""
+    from ..models import check_model_reference
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_kebab_flags(list(sys.argv[1:] if argv is None else argv), parser))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("srft_trl").setLevel(logging.INFO)
     if args.list_benchmarks:
@@ -114,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.model:
         parser.error("--model is required")
+    try:
+        check_model_reference(args.model, what="--model")
+    except FileNotFoundError as error:
+        return _fail(str(error))
     unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmarks: {', '.join(unknown)} (see --list-benchmarks)")
@@ -125,7 +151,28 @@ def main(argv: list[str] | None = None) -> int:
                     "revision", "trust_remote_code")
         if getattr(args, key) is not None
     }
-    summary = evaluate(
+    try:
+        sources = _data_sources(args)
+    except ValueError as error:
+        return _fail(str(error))
+    named = sources.values() if isinstance(sources, dict) else [sources] if sources else []
+    missing = [path for path in named if path != SAMPLES and not Path(path).expanduser().exists()]
+    if missing:  # before the model is loaded
+        return _fail(f"no such data file or folder: {missing[0]}")
+    try:
+        summary = _evaluate(args, sources, backend_kwargs)
+    except FileNotFoundError as error:  # a data path or file the user named
+        return _fail(str(error))
+    for name, result in summary["benchmarks"].items():
+        print(f"{name}: {result['metric']} = {100 * result['score']:.1f}")
+    for group, average in summary.get("averages", {}).items():
+        print(f"average {group}: {100 * average['score']:.1f}{'' if average['complete'] else ' (partial)'}")
+    print(f"outputs: {summary['output_dir']} (per-sample JSONL, summary.json, results.md)")
+    return 0
+
+
+def _evaluate(args, sources, backend_kwargs) -> dict:
+    return evaluate(
         args.model,
         args.benchmarks,
         backend=args.backend,
@@ -137,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         limit=args.limit,
-        data=_data_sources(args),
+        data=sources,
         output_dir=args.output_dir,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
@@ -147,12 +194,6 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
         backend_kwargs=backend_kwargs,
     )
-    for name, result in summary["benchmarks"].items():
-        print(f"{name}: {result['metric']} = {100 * result['score']:.1f}")
-    for group, average in summary.get("averages", {}).items():
-        print(f"average {group}: {100 * average['score']:.1f}{'' if average['complete'] else ' (partial)'}")
-    print(f"outputs: {summary['output_dir']} (per-sample JSONL, summary.json, results.md)")
-    return 0
 
 
 if __name__ == "__main__":
