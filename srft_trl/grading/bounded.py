@@ -18,6 +18,14 @@ Why this is hand-written instead of using the standard library:
   launch the interpreter with ``subprocess`` rather than ``multiprocessing``'s spawn context because
   the latter re-imports the parent's ``__main__`` script in every worker: an unguarded training
   script would be re-executed in each grader worker.
+* ``pebble.ProcessPool(max_workers, max_tasks, initializer, context).schedule(fn, timeout=...)``
+  does cancel a running task by killing its worker, but it starts workers through
+  ``multiprocessing`` contexts: ``fork`` (unsafe, above) or ``spawn``/``forkserver``, which
+  re-import ``__main__``. Measured (``python -m benchmarks.pool_start_methods``, results in
+  ``benchmarks/results/pool_start_methods.md``): a script without ``if __name__ == "__main__":``
+  runs its top level 3 times with a 2-worker pebble pool under ``spawn`` and under ``forkserver``
+  (once per worker: a training script would start training in each grader) and exits with status
+  1; under this pool it runs once and exits 0. That is the reason this pool stays hand-written.
 
 Each worker limits its own address space (``RLIMIT_AS``, Linux only) to its start-up footprint
 plus ``memory_mb``; an item that exceeds it fails with ``MemoryError`` and gets the fallback, and
