@@ -70,7 +70,9 @@ def test_trainer_loss_finite_in_degenerate_batches(tmp_path, tiny_model, tiny_to
     t = trainer(tmp_path, tiny_model.to(dtype), tiny_tokenizer, max_completion_length=6)
     t.model.train()
     t.current_gradient_accumulation_steps = 1
-    loss = t._compute_loss(t.model, batch(tiny_tokenizer, kinds, correct, advantages))
+    inputs = batch(tiny_tokenizer, kinds, correct, advantages)
+    inputs.update(t._count_samples(inputs, inputs["srft_row_kind"]))  # the per-term denominators, as in training
+    loss = t._compute_loss(t.model, inputs)
     loss.backward()
     assert torch.isfinite(loss), name
     assert all(torch.isfinite(p.grad).all() for p in t.model.parameters() if p.grad is not None), name
