@@ -48,8 +48,9 @@ assert root not in here.parents, f"srft_trl imported from the checkout: {here}"
 print("srft_trl from", here.parent)
 EOF
 export OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
-"$WORK/venv/bin/srft-trl" train --config srft_tiny_cpu --max_steps 2 --eval_limit 4 \
-  --model_name_or_path "$WORK/run/tiny-model" --output_dir "$WORK/run/out"
+# The tiny model is built in $XDG_CACHE_HOME/srft_trl: keep it inside the temporary folder.
+XDG_CACHE_HOME="$WORK/cache" "$WORK/venv/bin/srft-trl" train --config srft_tiny_cpu --max_steps 2 --eval_limit 4 \
+  --output_dir "$WORK/run/out"
 test -f "$WORK/run/out/recipe.yaml"
 ls "$WORK/run/out"/*.safetensors >/dev/null
 # The accelerate config names resolve to the files inside the installed package.
