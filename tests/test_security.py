@@ -47,6 +47,8 @@ UNSAFE = {
 
 # Reviewed exceptions: (file, pattern) -> why it is safe.
 ALLOWED = {
+    ("srft_trl/grading/hostile.py", r"(?<![.\w])(eval|exec)\("): "the hostile inputs the graders must survive: "
+    "payload strings (data), never called; tests/test_grading_fuzz.py checks they are never executed",
     ("srft_trl/grading/bounded.py", r"\bpickle\.loads?\("): "a grading worker unpickles tasks from its own parent "
     "process over a private pipe, exactly what multiprocessing does; nothing from disk or the network",
 }

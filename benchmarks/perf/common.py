@@ -357,6 +357,11 @@ def fixed_batch(model, *, num_prompts: int, num_generations: int, num_demos: int
         "num_items_in_batch": torch.tensor(float(rows * completion_len)),
         "srft_row_kind": is_demo.long(),  # 0 rollout, 1 demo
         "srft_correct": rewards.flatten().bool() & ~is_demo,
+        # The per-term sample counts SRFTTrainer adds to a generation batch (`_count_samples`); no padding here.
+        "srft_demo_rows": is_demo.sum().float(),
+        "srft_demo_tokens": is_demo.sum().float() * completion_len,
+        "srft_rollout_rows": (~is_demo).sum().float(),
+        "srft_rollout_tokens": (~is_demo).sum().float() * completion_len,
     }
     return {k: v.to(device) for k, v in batch.items()}
 
