@@ -1,0 +1,153 @@
+"""The testbed's base model: a small Qwen2 pre-trained here on DIRECT answers only.
+
+Pre-training text (chat-formatted problems, loss on the answer only, no procedure anywhere):
+
+* every line a running-sum procedure can contain (`n+d` for n up to 72, d a digit: chains of up to 9 terms),
+  so each line of a demonstration is arithmetic the base already knows;
+* direct answers to chains of 2 to `max_terms` digits, from the half of the problem space the study
+  never uses (`problems.in_study_pool`).
+
+So the base answers some in-distribution chains directly, answers none longer than pre-training
+covered, and has never seen the procedure the demonstrations show: the paper's Fig. 1(a) set-up.
+Cached on disk keyed by a hash of its settings, written atomically (temporary sibling directory
+renamed into place), so reruns and parallel workers reuse the same base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .problems import draw, in_study_pool, step_facts
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    hidden_size: int = 128
+    num_hidden_layers: int = 3
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    intermediate_size: int = 384
+
+
+@dataclass(frozen=True)
+class BaseSettings:
+    shape: ModelShape = ModelShape()
+    min_terms: int = 2
+    max_terms: int = 4  # direct answers for chains of min_terms..max_terms digits
+    step_share: float = 0.3  # share of procedure-line facts (n+d) in the text
+    steps: int = 500  # chosen so the base is partly competent on 4-term chains (~20-50%), as the paper's base is
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    seed: int = 0
+
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def build_model(tokenizer, shape: ModelShape, seed: int):
+    from srft_trl.tiny import build_tiny_model
+
+    return build_tiny_model(tokenizer, seed=seed, max_position_embeddings=256, **asdict(shape))
+
+
+def _render(tokenizer, question: str, answer_text: str) -> tuple[str, str]:
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                           add_generation_prompt=True)
+    return prompt, answer_text + tokenizer.eos_token
+
+
+def pretrain_texts(tokenizer, settings: BaseSettings, n: int) -> list[tuple[str, str]]:
+    rng = random.Random(settings.seed)
+    facts = step_facts(9 * 8)  # every line of a chain up to 9 terms
+    texts = []
+    for _ in range(n):
+        if rng.random() < settings.step_share:
+            a, d = rng.choice(facts)
+            texts.append(_render(tokenizer, f"{a}+{d}", f"<think>\n</think>\n\\boxed{{{a + d}}}"))
+            continue
+        # Repeats are fine in pre-training (short chains are few); the study's half never appears.
+        p = draw(rng, rng.randint(settings.min_terms, settings.max_terms))
+        while in_study_pool(p.question):
+            p = draw(rng, rng.randint(settings.min_terms, settings.max_terms))
+        texts.append(_render(tokenizer, p.question, p.direct()))
+    return texts
+
+
+def pretrain(settings: BaseSettings, out_dir: Path, log=print) -> dict:
+    import torch
+
+    from srft_trl.tiny import build_tiny_tokenizer
+
+    torch.manual_seed(settings.seed)
+    tokenizer = build_tiny_tokenizer()
+    model = build_model(tokenizer, settings.shape, settings.seed)
+    texts = pretrain_texts(tokenizer, settings, settings.steps * settings.batch_size)
+    # (prompt ids, answer ids): the loss is on the answer only, as in instruction tuning; the question's random
+    # digits are unpredictable and would otherwise dominate the loss.
+    encoded = [(tokenizer(p, add_special_tokens=False)["input_ids"], tokenizer(a, add_special_tokens=False)["input_ids"])
+               for p, a in texts]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01)
+    warmup = max(1, settings.steps // 20)
+
+    def lr_at(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, settings.steps - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    model.train()
+    start, losses = time.time(), []
+    for step in range(settings.steps):
+        batch = encoded[step * settings.batch_size:(step + 1) * settings.batch_size]
+        width = max(len(p) + len(a) for p, a in batch)
+        ids = torch.full((len(batch), width), tokenizer.pad_token_id)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        labels = torch.full((len(batch), width), -100)
+        for i, (p, a) in enumerate(batch):
+            ids[i, : len(p) + len(a)] = torch.tensor(p + a)
+            mask[i, : len(p) + len(a)] = 1
+            labels[i, len(p) : len(p) + len(a)] = torch.tensor(a)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+        if (step + 1) % max(1, settings.steps // 5) == 0:
+            log(f"[base] step {step + 1}/{settings.steps} answer loss {sum(losses[-20:]) / len(losses[-20:]):.3f}")
+    model.eval()
+    info = {"settings": asdict(settings), "final_loss": sum(losses[-20:]) / len(losses[-20:]),
+            "seconds": time.time() - start, "num_parameters": sum(p.numel() for p in model.parameters())}
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "pretrain_info.json").write_text(json.dumps(info, indent=2))
+        if not out_dir.exists():  # another process may have finished first: keep theirs
+            os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return info
+
+
+def ensure_base(settings: BaseSettings, cache_dir: Path, log=print) -> Path:
+    """Path of the cached base model for `settings`, pre-training it first if needed."""
+    path = Path(cache_dir) / f"base-{settings.key()}"
+    if not (path / "config.json").is_file():
+        log(f"[base] pre-training {path.name}")
+        pretrain(settings, path, log=log)
+    return path

@@ -1,0 +1,314 @@
+"""Tables (paper's Tables 2 and 3 shapes), paired per-seed comparisons, curves and JSON for the testbed."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from .methods import ABLATION_ROWS, MAIN_ROWS, METHODS
+
+FAMILIES = {"id": "ID", "zero": "~0% family", "ood": "OOD"}
+RL_CURVES = [  # (metric for demonstration methods, metric for GRPO, title)
+    ("srft/reward_rollout", "reward", "(a) rollout reward"),
+    ("completions/mean_length", "completions/mean_length", "(b) response length (tokens)"),
+    ("srft/entropy_rollout", "entropy", "(c) rollout entropy (nats)"),
+]
+TERM_METRICS = ["srft/w_sft", "srft/w_rl", "srft/loss_sft", "srft/loss_demo_rl", "srft/loss_rollout",
+                "srft/grad_sft", "srft/grad_demo_rl", "srft/grad_rollout"]
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return mean, std
+
+
+def accuracies(results: dict, method: str, family: str) -> dict[int, float]:
+    return {r["seed"]: r["eval"]["test"][family]["accuracy"] for r in results["runs"].get(method, [])}
+
+
+def summarize(results: dict) -> dict:
+    summary = {}
+    for method, runs in results["runs"].items():
+        summary[method] = {}
+        for fam in FAMILIES:
+            values = [r["eval"]["test"][fam]["accuracy"] for r in runs]
+            mean, std = _mean_std(values)
+            summary[method][fam] = {"mean": mean, "std": std, "n_seeds": len(values), "per_seed": values}
+    return summary
+
+
+def paired(results: dict, a: str, b: str, family: str) -> dict | None:
+    """Per-seed differences a - b on one family, and the mean difference in units of its binomial standard error
+    (each accuracy's sampling error on `n` test problems, averaged over the paired seeds)."""
+    acc_a, acc_b = accuracies(results, a, family), accuracies(results, b, family)
+    seeds = sorted(set(acc_a) & set(acc_b))
+    if not seeds:
+        return None
+    n = results["settings"]["test_size"]
+    diffs = [acc_a[s] - acc_b[s] for s in seeds]
+    mean, std = _mean_std(diffs)
+    var = sum(acc_a[s] * (1 - acc_a[s]) / n + acc_b[s] * (1 - acc_b[s]) / n for s in seeds) / len(seeds) ** 2
+    se = math.sqrt(var)
+    return {"seeds": seeds, "diffs": diffs, "mean": mean, "std": std, "se": se,
+            "z": mean / se if se > 0 else (0.0 if mean == 0 else math.inf),
+            "wins": sum(d > 0 for d in diffs)}
+
+
+def _pct(mean: float, std: float | None = None) -> str:
+    return f"{100 * mean:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+
+
+def _row(results, summary, method) -> str:
+    cells = [_pct(summary[method][f]["mean"], summary[method][f]["std"]) for f in FAMILIES]
+    lrs = ", ".join(f"{v:g}" for v in results["runs"][method][0]["learning_rates"].values())
+    return f"| {METHODS[method].label} | " + " | ".join(cells) + f" | {lrs} | {summary[method]['id']['n_seeds']} |"
+
+
+def markdown(results: dict, summary: dict) -> str:
+    s = results["settings"]
+    base = results.get("base")
+    names = ["-".join(map(str, s[k])) for k in ("id_terms", "zero_terms", "ood_terms")]
+    header = "| method | ID (%s terms) | ~0%% family (%s terms) | OOD (%s terms) | lr | seeds |\n|---|---|---|---|---|---|\n" % (
+        tuple(names))
+    base_row = ("| Base | " + " | ".join(_pct(base["eval"]["test"][f]["accuracy"]) for f in FAMILIES) + " | — | — |\n"
+                if base else "")
+    out = [f"Test accuracy (%), greedy decoding, {s['test_size']} problems per family (one accuracy's standard error "
+           f"≤ {100 * math.sqrt(0.25 / s['test_size']):.1f} points); mean ± std over seeds. Budget for every method: "
+           f"{s['steps']} optimiser steps × {s['prompts_per_step']} problems (no problem repeats), groups of "
+           f"{s['num_generations']}.\n\n"]
+    out.append("### Table 2 shape: SRFT vs its baselines\n\n" + header + base_row)
+    out += [_row(results, summary, m) + "\n" for m in MAIN_ROWS if m in summary]
+    out.append("\n### Table 3 shape: ablations of the entropy-aware weights\n\n" + header)
+    out += [_row(results, summary, m) + "\n" for m in ABLATION_ROWS if m in summary]
+    extra = [m for m in summary if METHODS[m].table in ("investigation", "capacity")]
+    if extra:
+        out.append("\n### Investigation and capacity check (not part of the equal-budget comparison for the capacity "
+                   "row)\n\n" + header)
+        out += [_row(results, summary, m) + "\n" for m in extra]
+    # Paired comparisons: each SRFT variant against every other row.
+    out.append("\n### Paired per-seed comparisons\n\nDifference in points (A − B), mean over seeds, the per-seed "
+               "differences, and the mean difference in units of its binomial standard error (z; |z| > 2: beyond the "
+               "sampling noise of the test sets). Seeds pair the same training problems and sampling seed.\n\n"
+               "| A | B | " + " | ".join(FAMILIES.values()) + " |\n|---|---|---|---|---|\n")
+    pairs = [(a, b) for a in ("srft", "srft_hpt") for b in
+             ["sft", "grpo", "sft_grpo", "luffy", "srft", "srft_hpt", "srft_no_wsft", "srft_no_wrl",
+              "srft_grpo_rollouts"] if a != b]
+    pairs += [(m, "grpo") for m in ("sft", "sft_grpo", "luffy")]
+    seen = set()
+    for a, b in pairs:
+        if a not in summary or b not in summary or frozenset((a, b)) in seen:
+            continue
+        seen.add(frozenset((a, b)))
+        cells = []
+        for fam in FAMILIES:
+            p = paired(results, a, b, fam)
+            cells.append(f"{100 * p['mean']:+.1f} ({', '.join(f'{100 * d:+.1f}' for d in p['diffs'])}; z {p['z']:+.1f})")
+        out.append(f"| {METHODS[a].label} | {METHODS[b].label} | " + " | ".join(cells) + " |\n")
+    # Beyond the base, and demonstration methods vs GRPO on the ~0% family (issue 13's "done when").
+    if base:
+        out.append("\n### Against the base (ID) and against GRPO (~0% family)\n\n| method | ID − base (z) | "
+                   "~0% − GRPO (z) |\n|---|---|---|\n")
+        n = s["test_size"]
+        for m in summary:
+            b = base["eval"]["test"]["id"]["accuracy"]
+            mean = summary[m]["id"]["mean"]
+            se = math.sqrt(b * (1 - b) / n + mean * (1 - mean) / n / summary[m]["id"]["n_seeds"])
+            g = paired(results, m, "grpo", "zero") if m != "grpo" and "grpo" in summary else None
+            out.append(f"| {METHODS[m].label} | {100 * (mean - b):+.1f} ({(mean - b) / se if se else 0:+.1f}) | "
+                       + (f"{100 * g['mean']:+.1f} ({g['z']:+.1f})" if g else "—") + " |\n")
+    out.append(_sweep_table(results))
+    out.append(_sft_curve_table(results))
+    out.append(_terms_table(results))
+    out.append(_dynamics_table(results))
+    return "".join(out)
+
+
+def _sweep_table(results: dict) -> str:
+    if not results.get("sweep"):
+        return ""
+    lines = ["\n### Learning-rate sweep (seed 0, validation split only: mean of ID and ~0% family, %)\n\n",
+             "| method | " + " | ".join(f"lr {lr:g}" for lr in results["settings"]["sweep_lrs"]) + " | chosen |\n",
+             "|---|" + "---|" * (len(results["settings"]["sweep_lrs"]) + 1) + "\n"]
+    for m, by_lr in results["sweep"].items():
+        cells = []
+        for lr in results["settings"]["sweep_lrs"]:
+            v = by_lr.get(f"{lr:g}")
+            cells.append("—" if v is None else f"{100 * sum(v.values()) / len(v):.1f} (ID {100 * v['id']:.0f}, "
+                         f"~0% {100 * v['zero']:.0f})")
+        chosen = results["learning_rates"].get(m)
+        lines.append(f"| {METHODS[m].label} | " + " | ".join(cells) + (f" | {chosen:g} |\n" if chosen else " | — |\n"))
+    fixed = results.get("fixed_by_command")
+    if fixed:
+        lines.append(f"\nRates fixed by the command (`--lr`): {', '.join(fixed)}.\n")
+    return "".join(lines)
+
+
+def _sft_curve_table(results: dict) -> str:
+    rows = []
+    for m in ("sft_long", "sft"):
+        for run in results["runs"].get(m, []):
+            if run["sft_curve"]:
+                rows.append((m, run["seed"], run["sft_curve"]))
+    if not rows:
+        return ""
+    out = ["\n### SFT learning curve (validation accuracy %, ID / ~0% family, by optimiser step)\n\n"]
+    for m, seed, curve in rows:
+        out.append(f"* {METHODS[m].label}, seed {seed}: " + ", ".join(
+            f"{p['step']}: {100 * p['val_id']:.0f} / {100 * p['val_zero']:.0f}" for p in curve) + "\n")
+    return "".join(out)
+
+
+def _window_mean(history, key, first: bool, width: int = 10):
+    values = [h[key] for h in history if key in h]
+    if not values:
+        return None
+    part = values[:width] if first else values[-width:]
+    return sum(part) / len(part)
+
+
+def _terms_table(results: dict) -> str:
+    methods = [m for m in ("srft", "srft_hpt", "srft_no_wsft", "srft_no_wrl", "srft_grpo_rollouts", "luffy")
+               if m in results["runs"]]
+    if not methods:
+        return ""
+    out = ["\n### SRFT terms over training (mean over seeds; first 10 → last 10 steps)\n\n| method | "
+           + " | ".join(k.removeprefix("srft/") for k in TERM_METRICS) + " |\n|---|" + "---|" * len(TERM_METRICS) + "\n"]
+    for m in methods:
+        cells = []
+        for key in TERM_METRICS:
+            firsts = [v for r in results["runs"][m] if (v := _window_mean(r["history"], key, True)) is not None]
+            lasts = [v for r in results["runs"][m] if (v := _window_mean(r["history"], key, False)) is not None]
+            cells.append(f"{sum(firsts) / len(firsts):.3g} → {sum(lasts) / len(lasts):.3g}" if firsts else "—")
+        out.append(f"| {METHODS[m].label} | " + " | ".join(cells) + " |\n")
+    return "".join(out)
+
+
+def _dynamics_table(results: dict) -> str:
+    out = ["\n### Training dynamics (Fig. 6 in numbers; mean over seeds, first 10 → last 10 steps)\n\n"
+           "| method | rollout reward | response length | rollout entropy |\n|---|---|---|---|\n"]
+    for m, runs in results["runs"].items():
+        if METHODS[m].kind == "sft":
+            continue
+        cells = []
+        for demo_key, grpo_key, _ in RL_CURVES:
+            key = grpo_key if METHODS[m].preset == "grpo" else demo_key
+            hist = [[h for h in r["history"] if h.get("stage") != "sft"] for r in runs]
+            f = [v for h in hist if (v := _window_mean(h, key, True)) is not None]
+            last = [v for h in hist if (v := _window_mean(h, key, False)) is not None]
+            cells.append(f"{sum(f) / len(f):.3g} → {sum(last) / len(last):.3g}" if f else "—")
+        out.append(f"| {METHODS[m].label} | " + " | ".join(cells) + " |\n")
+    return "".join(out)
+
+
+def _mean_curve(runs, key):
+    by_step: dict[int, list[float]] = {}
+    for r in runs:
+        for h in r["history"]:
+            if key in h and h.get("stage") != "sft":
+                by_step.setdefault(h["step"], []).append(h[key])
+    steps = sorted(by_step)
+    return steps, [sum(by_step[s]) / len(by_step[s]) for s in steps]
+
+
+def _smooth(values, width=5):
+    return [sum(values[max(0, i - width + 1): i + 1]) / len(values[max(0, i - width + 1): i + 1])
+            for i in range(len(values))]
+
+
+def plot(results: dict, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    rl = [m for m in results["runs"] if METHODS[m].kind != "sft"]
+    if rl:
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        for m in rl:
+            for ax, (demo_key, grpo_key, title) in zip(axes, RL_CURVES):
+                steps, values = _mean_curve(results["runs"][m], grpo_key if METHODS[m].preset == "grpo" else demo_key)
+                if steps:
+                    ax.plot(steps, _smooth(values), label=METHODS[m].label)
+                ax.set_title(title)
+                ax.set_xlabel("step")
+        axes[0].legend(fontsize=7)
+        fig.suptitle("Training dynamics (Fig. 6 shape), mean over seeds, 5-step moving average; on-policy rows only")
+        fig.tight_layout()
+        written.append(out / "fig6_training_dynamics.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    srft = [m for m in results["runs"] if METHODS[m].preset and METHODS[m].preset.startswith("srft")]
+    if srft:
+        fig, axes = plt.subplots(2, 4, figsize=(18, 7))
+        for m in srft:
+            for ax, key in zip(axes.flat, TERM_METRICS):
+                steps, values = _mean_curve(results["runs"][m], key)
+                if steps:
+                    ax.plot(steps, _smooth(values), label=METHODS[m].label)
+                ax.set_title(key)
+                ax.set_xlabel("step")
+        axes.flat[0].legend(fontsize=7)
+        fig.suptitle("SRFT weights, per-term losses and per-term gradient norms (w.r.t. token log-probs), mean over seeds")
+        fig.tight_layout()
+        written.append(out / "srft_terms.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    curves = [(m, r) for m in ("sft_long", "sft") for r in results["runs"].get(m, []) if r["sft_curve"]]
+    if curves:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for m, r in curves:
+            steps = [p["step"] for p in r["sft_curve"]]
+            for fam, style in (("val_id", "-"), ("val_zero", "--")):
+                ax.plot(steps, [100 * p[fam] for p in r["sft_curve"]], style,
+                        label=f"{METHODS[m].label} s{r['seed']} {FAMILIES[fam[4:]]}")
+        ax.axvline(results["settings"]["steps"], color="grey", lw=0.8)
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("validation accuracy (%)")
+        ax.set_title("SFT learning curve (grey line: the comparison's budget)")
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        written.append(out / "sft_learning_curve.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written
+
+
+def _slim(results: dict) -> dict:
+    """results.json without bulky per-step histories (those stay in runs/*.json)."""
+    out = dict(results)
+    out["runs"] = {m: [{k: v for k, v in r.items() if k != "history"} for r in runs]
+                   for m, runs in results["runs"].items()}
+    return out
+
+
+def write_report(results: dict, out: Path, wall_seconds: float | None, log=print) -> None:
+    from .runs import atomic_write_json
+
+    summary = summarize(results)
+    results["summary"] = summary
+    results["cpu_seconds_runs"] = sum(r.get("cpu_seconds", 0) for runs in results["runs"].values() for r in runs)
+    invocations = []
+    if (out / "results.json").exists():
+        invocations = json.loads((out / "results.json").read_text()).get("invocations", [])
+    if wall_seconds is not None:
+        invocations.append({"command": results["command"], "wall_seconds": wall_seconds,
+                            "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
+    results["invocations"] = invocations
+    plots = plot(results, out)
+    md = ["# SRFT testbed: results\n\n", "Set-up and reading: `benchmarks/testbed/README.md`.\n\n",
+          markdown(results, summary)]
+    if results["failures"]:
+        md.append("\n### Failed runs\n\n" + "".join(f"* {f}\n" for f in results["failures"]))
+    md.append("\n### Invocations\n\n" + "".join(f"* `{i['command']}`: {i['wall_seconds'] / 60:.1f} min wall "
+                                              f"(finished {i['finished']})\n" for i in invocations))
+    md.append(f"\nCPU time of all run processes: {results['cpu_seconds_runs'] / 60:.1f} min. Plots: "
+              + ", ".join(f"`{p.name}`" for p in plots) + ". Per-run JSON with per-step histories: `runs/`.\n")
+    tmp = out / ".results.md.tmp"
+    tmp.write_text("".join(md))
+    tmp.replace(out / "results.md")
+    atomic_write_json(out / "results.json", _slim(results))
+    log(f"wrote {out / 'results.md'}")

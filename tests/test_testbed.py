@@ -1,0 +1,72 @@
+"""The testbed's `--quick` mode end to end, as a user runs it: base, sweep, runs, report, resume.
+
+It is also an integration test of the product: every RL run goes through `SRFTTrainer` with the
+method presets and a TRL reward function.
+"""
+
+import json
+import math
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_problems_are_distinct_held_out_and_demonstrate_the_procedure():
+    from benchmarks.testbed.problems import Problem
+    from benchmarks.testbed.settings import QUICK, heldout_questions, train_problems
+
+    problem = Problem((3, 5, 2, 7))
+    assert problem.question == "3+5+2+7" and problem.answer == "17"
+    assert problem.procedure() == "<think>\n3+5=8\n8+2=10\n10+7=17\n</think>\n\\boxed{17}"
+    train = train_problems(QUICK, 0, 40)
+    questions = [p.question for p in train]
+    assert len(set(questions)) == len(questions)
+    assert not set(questions) & heldout_questions(QUICK)
+    assert [len(p.terms) for p in train[:4]] == [4, 7, 5, 7]
+
+
+def test_quick_study_writes_results_and_resumes(tmp_path, capsys):
+    from benchmarks.testbed.__main__ import main
+
+    out, cache = tmp_path / "study", tmp_path / "cache"
+    assert main(["--quick", "--out", str(out), "--cache", str(cache)]) == 0
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["failures"] == []
+    assert set(results["runs"]) == {"sft", "grpo", "srft"}
+    assert set(results["learning_rates"]) == {"sft", "grpo", "srft"}
+    for method, runs in results["runs"].items():
+        (run,) = runs
+        assert run["optimizer_steps"] == 3 and run["problems_seen"] == 6, method
+        for family in ("id", "zero", "ood"):
+            cell = run["eval"]["test"][family]
+            assert cell["n"] == 40 and 0.0 <= cell["accuracy"] <= 1.0
+    srft_history = next(iter(json.loads(p.read_text()) for p in (out / "runs").glob("srft-*.json")))["history"]
+    for key in ("srft/w_sft", "srft/w_rl", "srft/loss_sft", "srft/loss_demo_rl", "srft/loss_rollout"):
+        assert all(math.isfinite(step[key]) for step in srft_history), key
+    table = (out / "results.md").read_text()
+    assert "Table 2" in table and "Table 3" in table and "| SRFT (paper) |" in table and "nan" not in table
+    for png in ("fig6_training_dynamics.png", "srft_terms.png", "sft_learning_curve.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Without --resume an existing study is never touched: one line naming the folder.
+    with pytest.raises(SystemExit):
+        main(["--quick", "--out", str(out), "--cache", str(cache)])
+    assert "--resume" in capsys.readouterr().err
+
+    # With --resume every finished run is skipped and the numbers are unchanged.
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
+    assert main(["--quick", "--resume", "--out", str(out), "--cache", str(cache)]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")} == mtimes
+    assert json.loads((out / "results.json").read_text())["summary"] == results["summary"]
+
+
+def test_bad_learning_rate_is_one_line_before_any_work(tmp_path, capsys):
+    from benchmarks.testbed.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--quick", "--out", str(tmp_path / "x"), "--lr", "srft=fast"])
+    err = capsys.readouterr().err
+    assert "--lr srft=fast" in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
