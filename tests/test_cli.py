@@ -68,6 +68,9 @@ def test_tiny_recipe_end_to_end_in_one_process(tiny_model_dir, tmp_path):
         assert wrong not in card
     assert re.search(r"## Training procedure\n\n\S", card)  # not empty
     assert '"global_step": 3' in (out / "trainer_state.json").read_text()
+    from srft_trl.recipes import parse_args
+
+    assert parse_args(["--config", str(out / "recipe.yaml")]).effective == saved  # replayable as is
 
 
 def test_tiny_recipe_in_two_cpu_processes(tiny_model_dir, tmp_path):

@@ -275,3 +275,19 @@ def test_length_filters_drop_rows_once_and_count_them(tiny_model_dir, flag, limi
     if flag == "--max_demo_tokens":
         assert all(len(tokenizer(demo, add_special_tokens=False)["input_ids"]) + 1 <= limit for demo in train["demo"])
     assert heldout is not None and len(heldout) == 100  # the held-out split is not filtered
+
+
+@pytest.mark.parametrize("trainer_name", ["sft", "sft_kl"])
+def test_every_cli_trainer_marks_its_checkpoints_complete(tiny_model_dir, tmp_path, trainer_name):
+    from srft_trl.checkpoints import COMPLETE_MARKER, last_complete_checkpoint
+
+    recipe = tmp_path / f"{trainer_name}_tiny.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "trainer": trainer_name, "dataset_name": "tiny_math", "system_prompt": "none", "per_device_train_batch_size": 4,
+        "use_cpu": True, "bf16": False, "activation_checkpointing": False, "report_to": "none",
+        "save_strategy": "steps", "save_steps": 1,
+    }))
+    args, trainer = _tiny_trainer(tiny_model_dir, tmp_path, recipe, "--max_steps", "1")
+    trainer.train()
+    checkpoint = Path(args.training.output_dir) / "checkpoint-1"
+    assert (checkpoint / COMPLETE_MARKER).is_file() and last_complete_checkpoint(args.training.output_dir) == str(checkpoint)
