@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "eos_token_ids", "generation_config", "render_prompt", "generate", "heldout_responses", "accuracy_of",
@@ -109,6 +110,8 @@ def generate(
     pad = pad_token_id(tokenizer)
     responses: list[list[str]] = [[] for _ in prompts]
 
+    configs: dict[int, Any] = {}  # one generation config per number of return sequences
+
     def run(batch: list[int], count: int) -> list[str]:
         width = max(len(encoded[i]) for i in batch)
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -116,9 +119,11 @@ def generate(
         for row, index in enumerate(batch):
             input_ids[row, width - len(encoded[index]) :] = torch.tensor(encoded[index], dtype=torch.long)
             mask[row, width - len(encoded[index]) :] = 1
-        config = generation_config(model, tokenizer, temperature=temperature, top_p=top_p,
-                                   max_new_tokens=max_new_tokens, num_return_sequences=count)
-        output = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), generation_config=config)
+        if count not in configs:
+            configs[count] = generation_config(model, tokenizer, temperature=temperature, top_p=top_p,
+                                               max_new_tokens=max_new_tokens, num_return_sequences=count)
+        output = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                                generation_config=configs[count])
         return tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
 
     was_training = model.training

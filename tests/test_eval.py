@@ -575,3 +575,22 @@ def test_separate_runs_with_the_same_settings_accumulate_in_one_summary(tmp_path
     assert "| ARC-C |" in (tmp_path / "out" / "results.md").read_text()
     other = run(tiny_backend, data, tmp_path / "out", benchmarks=["arc_c"], temperature=1.0)
     assert list(other["benchmarks"]) == ["arc_c"]  # different settings: earlier results are not mixed in
+
+
+def test_generation_paths_are_reproducible_and_leave_the_caller_alone():
+    import torch
+
+    from srft_trl.generation import generate
+
+    tokenizer = tiny.build_tiny_tokenizer()
+    model = tiny.build_tiny_model(tokenizer)
+    model.train()
+    prompts = ["What is 2 + 2?", "Name a prime."]
+    options = dict(max_new_tokens=6, temperature=1.0, num_samples=2)
+    rng = torch.random.get_rng_state()
+    together = generate(model, tokenizer, prompts, seeds=[11, 12], **options)
+    alone = generate(model, tokenizer, prompts[1:], seeds=[12], **options)
+    assert together[1] == alone[0]  # a prompt's samples do not depend on the other prompts (the eval cache)
+    assert generate(model, tokenizer, prompts, seed=3, **options) == generate(model, tokenizer, prompts, seed=3, **options)
+    assert torch.equal(rng, torch.random.get_rng_state()) and model.training  # the caller's RNG and mode
+    assert [len(samples) for samples in together] == [2, 2]
