@@ -168,7 +168,8 @@ def make_parser(trainer: str = "srft") -> TrlParser:
     )
 
 
-def _flag_value(argv: Sequence[str], flag: str) -> str | None:
+def flag_value(argv: Sequence[str], flag: str) -> str | None:
+    """The value given to `flag` on a command line (`--flag value` or `--flag=value`), or None."""
     for i, token in enumerate(argv):
         if token == flag and i + 1 < len(argv):
             return argv[i + 1]
@@ -308,7 +309,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ParsedArgs:
         recipe_path = resolve_recipe_path(argv[index + 1])
         argv[index + 1] = str(recipe_path)
     recipe = read_recipe(recipe_path) if recipe_path else {}
-    trainer = _flag_value(argv, "--trainer") or recipe.get("trainer", "srft")
+    trainer = flag_value(argv, "--trainer") or recipe.get("trainer", "srft")
     parser = make_parser(trainer)
     check_recipe_keys(recipe, parser, str(recipe_path or "recipe"))
     given = set(recipe) | {_option_dest(parser, t) for t in argv if t.startswith("--")}
@@ -318,8 +319,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ParsedArgs:
             "--model_name_or_path PATH_OR_HUB_ID (or --tiny_model true for the tiny local model)."
         )
     # The model reference before the configs: a mistyped path is named before anything else is checked.
-    model_ref = _flag_value(argv, "--model_name_or_path") or _flag_value(argv, "--model-name-or-path")
-    tiny = _flag_value(argv, "--tiny_model") or _flag_value(argv, "--tiny-model") or recipe.get("tiny_model")
+    model_ref = flag_value(argv, "--model_name_or_path") or flag_value(argv, "--model-name-or-path")
+    tiny = flag_value(argv, "--tiny_model") or flag_value(argv, "--tiny-model") or recipe.get("tiny_model")
     try:
         check_model_reference(model_ref or recipe.get("model_name_or_path"), tiny_model=str(tiny).lower() == "true")
     except FileNotFoundError as error:

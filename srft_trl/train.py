@@ -188,11 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(short_help())
         return 0
     try:
-        if "--help-all" in argv:
-            args_trainer = argv[argv.index("--trainer") + 1] if "--trainer" in argv[:-1] else "srft"
-            from .recipes import make_parser
+        if "--help-all" in argv:  # every setting of the trainer the command line or the recipe names
+            from .recipes import flag_value, make_parser, read_recipe, resolve_recipe_path
 
-            make_parser(args_trainer).print_help()
+            config = flag_value(argv, "--config")
+            recipe = read_recipe(resolve_recipe_path(config)) if config else {}
+            make_parser(flag_value(argv, "--trainer") or recipe.get("trainer", "srft")).print_help()
             return 0
         args = parse_args(argv)
         launched = "ACCELERATE_MIXED_PRECISION" in os.environ  # set by `accelerate launch` in every process
