@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "DATA_FILE_FORMATS", "atomic_path", "atomic_write_text", "atomic_write_json", "atomic_write_jsonl", "load_data_file",
+    "DATA_FILE_FORMATS", "atomic_directory", "atomic_path", "atomic_write_text", "atomic_write_json",
+    "atomic_write_jsonl", "load_data_file",
 ]
 
 # suffix -> the `datasets` builder that reads it
@@ -43,6 +45,29 @@ def atomic_path(path: str | os.PathLike):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike, *, replace: bool = False):
+    """Yield a temporary folder beside `path`; filled without error, it becomes `path` by a rename.
+
+    An existing `path` is replaced only with `replace=True`; otherwise (another process sharing
+    the folder finished first) the existing one is kept. On error the temporary folder is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if replace and path.exists():
+            shutil.rmtree(path)
+        try:
+            os.replace(tmp, path)
+        except OSError:  # a non-empty `path` appeared meanwhile: keep it
+            if not path.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

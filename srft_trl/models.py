@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .files import atomic_directory
 
 
 def default_tiny_model_path() -> Path:
@@ -68,20 +68,11 @@ def extend_context(
         raise ValueError(f"{target} holds a checkpoint with other RoPE settings; remove it or change output_dir.")
     for key, value in overrides.items():
         setattr(config, key, value)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_directory(target) as tmp:  # another machine sharing output_dir may write it first: kept
         for item in source.iterdir():
             if item.name != "config.json" and not item.name.startswith("."):
                 (tmp / item.name).symlink_to(item.resolve())
         config.save_pretrained(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another machine sharing output_dir wrote it first
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -13,9 +13,9 @@ behave as they do for the real Qwen2.5 models the paper trains.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from .files import atomic_directory
 
 PAD_TOKEN = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -135,17 +135,9 @@ def save_tiny_model(path: str | os.PathLike, *, seed: int = 0, **model_kwargs) -
     path = Path(path)
     tokenizer = build_tiny_tokenizer()
     model = build_tiny_model(tokenizer, seed=seed, **model_kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_directory(path, replace=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
