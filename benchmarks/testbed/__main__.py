@@ -159,7 +159,10 @@ def main(argv=None) -> int:
     chosen, sweep = dict(fixed), {}
     for m in to_sweep:
         done = {lr: json.loads(p.read_text()) for (mm, lr), p in sweep_files.items() if mm == m and p.exists()}
-        sweep[m] = {f"{lr:g}": {f: v["accuracy"] for f, v in r["eval"]["val"].items()} for lr, r in done.items()}
+        # Every seed-0 run of this method alone, also at rates outside the grid (the first grid's run is reported).
+        every = {r["learning_rates"][m]: r for p in runs_dir.glob(f"{m}-seed0-lr{m}*-{settings.run_key()}.json")
+                 if len((r := json.loads(p.read_text()))["learning_rates"]) == 1}
+        sweep[m] = {f"{lr:g}": {f: v["accuracy"] for f, v in r["eval"]["val"].items()} for lr, r in sorted(every.items())}
         if len(done) == len(settings.sweep_lrs):
             chosen[m] = pick_lr(done)
     _log("learning rates: " + ", ".join(f"{m}={v:g}" for m, v in sorted(chosen.items())))
@@ -177,7 +180,10 @@ def main(argv=None) -> int:
             path = run_path(runs_dir, m, seed, lrs, settings)
             if not path.exists():
                 jobs.append((m, seed, lrs, path))
-    jobs.sort(key=lambda j: METHODS[j[0]].kind == "sft")  # long RL runs first
+    # Table 2 rows first, then Table 3, the capacity check and the investigation, so that an interrupted study
+    # has the main comparison complete; within a group, seed by seed.
+    priority = {"main": 0, "ablation": 1, "capacity": 2, "investigation": 3}
+    jobs.sort(key=lambda j: (priority[METHODS[j[0]].table], j[1]))
     _log(f"study: {len(jobs)} runs to do")
     if not args.report_only:
         _run_jobs(jobs, settings, base_path, failures)

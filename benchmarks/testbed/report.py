@@ -129,12 +129,17 @@ def markdown(results: dict, summary: dict) -> str:
 def _sweep_table(results: dict) -> str:
     if not results.get("sweep"):
         return ""
+    grid = sorted({float(lr) for by_lr in results["sweep"].values() for lr in by_lr})
+    if not grid:
+        return ""
     lines = ["\n### Learning-rate sweep (seed 0, validation split only: mean of ID and ~0% family, %)\n\n",
-             "| method | " + " | ".join(f"lr {lr:g}" for lr in results["settings"]["sweep_lrs"]) + " | chosen |\n",
-             "|---|" + "---|" * (len(results["settings"]["sweep_lrs"]) + 1) + "\n"]
+             "Grid: " + ", ".join(f"{lr:g}" for lr in results["settings"]["sweep_lrs"]) + " (other columns: runs "
+             "outside the grid, not used for the choice).\n\n",
+             "| method | " + " | ".join(f"lr {lr:g}" for lr in grid) + " | chosen |\n",
+             "|---|" + "---|" * (len(grid) + 1) + "\n"]
     for m, by_lr in results["sweep"].items():
         cells = []
-        for lr in results["settings"]["sweep_lrs"]:
+        for lr in grid:
             v = by_lr.get(f"{lr:g}")
             cells.append("—" if v is None else f"{100 * sum(v.values()) / len(v):.1f} (ID {100 * v['id']:.0f}, "
                          f"~0% {100 * v['zero']:.0f})")
