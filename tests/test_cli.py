@@ -142,7 +142,7 @@ def test_missing_optional_commands_say_so(monkeypatch, capsys):
 
 
 def test_study_is_not_a_command(capsys):
-    # The toy study lives outside the package (`python -m benchmarks.toy_study` in a checkout).
+    # The testbed lives outside the package (`python -m benchmarks.testbed` in a checkout).
     with pytest.raises(SystemExit) as error:
         cli.main(["study"])
     assert error.value.code == 2
