@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from srft_trl.data import generate_arithmetic_problems, load_tiny_math
+from srft_trl.data import generate_arithmetic_problems, load_tiny_math, to_sft_rows
 from srft_trl.files import atomic_write_json, atomic_write_text
 from srft_trl.generation import render_prompt
 from srft_trl.tiny import build_tiny_model, build_tiny_tokenizer
@@ -115,9 +115,8 @@ def heldout_demo_nll(model, tokenizer) -> float:
 
 
 def train_dataset():
-    rows = load_tiny_math("train")
-    return [{"prompt": row["prompt"], "demo": row["target"][-1]["content"], "completion": row["target"],
-             "solution": row["reward_model"]["ground_truth"]} for row in rows]
+    """The shipped train split as the product loads it: prompt, demo, solution."""
+    return load_tiny_math("train")
 
 
 def exact_reward(completions, solution, **kwargs):
@@ -127,25 +126,22 @@ def exact_reward(completions, solution, **kwargs):
 
 
 def run_method(name: str, base_dir: Path, tokenizer, protocol: Protocol, workdir: Path) -> dict:
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base_dir)
     common = dict(output_dir=str(workdir / name), max_steps=protocol.steps, learning_rate=protocol.learning_rate,
                   lr_scheduler_type="constant", logging_steps=1, report_to=[], use_cpu=True, save_strategy="no",
                   seed=protocol.seed, disable_tqdm=True)
-    rows = train_dataset()
+    dataset = train_dataset()
     started = time.time()
     if METHODS[name] is None:
         from trl import SFTConfig, SFTTrainer
 
-        dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
-        trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset,
+        trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=to_sft_rows(dataset),
                              args=SFTConfig(per_device_train_batch_size=protocol.prompts_per_step, **common))
     else:
         from srft_trl import SRFTConfig, SRFTTrainer
 
-        dataset = Dataset.from_list([{"prompt": r["prompt"], "demo": r["demo"], "solution": r["solution"]} for r in rows])
         args = SRFTConfig(per_device_train_batch_size=protocol.prompts_per_step * protocol.num_generations,
                           num_generations=protocol.num_generations, max_completion_length=protocol.max_completion_length,
                           temperature=1.0, log_completions=False, **common, **METHODS[name])

@@ -108,20 +108,20 @@ def validate_rows(dataset, *, demo_column: str, conversational: bool | None = No
         if isinstance(demo, (list, tuple)):
             if not demo or not all(isinstance(m, dict) for m in demo):
                 raise ValueError(
-                    f"Row {index}: field {demo_column!r} must be a string or a non-empty list of message dicts, "
+                    f"dataset[{index}]: field {demo_column!r} must be a string or a non-empty list of message dicts, "
                     f"got {_preview(demo)}."
                 )
             last = demo[-1]
             if last.get("role") != "assistant" or not isinstance(last.get("content"), str):
                 raise ValueError(
-                    f"Row {index}: field {demo_column!r} must end with an assistant message whose 'content' is a "
+                    f"dataset[{index}]: field {demo_column!r} must end with an assistant message whose 'content' is a "
                     f"string, got {_preview(last)}."
                 )
             if not last["content"].strip():
                 missing += 1
             continue
         raise ValueError(
-            f"Row {index}: field {demo_column!r} must be a string or a list of messages, got "
+            f"dataset[{index}]: field {demo_column!r} must be a string or a list of messages, got "
             f"{type(demo).__name__}: {_preview(demo)}."
         )
     return missing
@@ -130,18 +130,18 @@ def validate_rows(dataset, *, demo_column: str, conversational: bool | None = No
 def _check_prompt(index: int, prompt) -> None:
     if isinstance(prompt, str):
         if not prompt.strip():
-            raise ValueError(f"Row {index}: field 'prompt' is empty.")
+            raise ValueError(f"dataset[{index}]: field 'prompt' is empty.")
         return
     if isinstance(prompt, (list, tuple)) and prompt:
         for message in prompt:
             if not isinstance(message, dict) or "role" not in message or "content" not in message:
                 raise ValueError(
-                    f"Row {index}: field 'prompt' must be a string or a list of {{'role', 'content'}} messages, "
+                    f"dataset[{index}]: field 'prompt' must be a string or a list of {{'role', 'content'}} messages, "
                     f"got {_preview(message)}."
                 )
         return
     raise ValueError(
-        f"Row {index}: field 'prompt' must be a non-empty string or list of messages, got "
+        f"dataset[{index}]: field 'prompt' must be a non-empty string or list of messages, got "
         f"{type(prompt).__name__}: {_preview(prompt)}."
     )
 

@@ -295,14 +295,14 @@ def test_bad_rows_fail_before_training_naming_the_row(tmp_path, tiny_model, tiny
     for row in rows:
         row["demo"] = [{"role": "assistant", "content": row["demo"]}]
     rows[3]["demo"] = [{"role": "user", "content": "not a demonstration"}]
-    with pytest.raises(ValueError, match=r"Row 3: field 'demo' must end with an assistant message"):
+    with pytest.raises(ValueError, match=r"dataset\[3\]: field 'demo' must end with an assistant message"):
         trainer(tmp_path, tiny_model, tiny_tokenizer, Dataset.from_list(rows))
     numbers = Dataset.from_list([{**row, "demo": 7} for row in arithmetic_rows(8)])
-    with pytest.raises(ValueError, match=r"Row 0: field 'demo' must be a string or a list of messages, got int"):
+    with pytest.raises(ValueError, match=r"dataset\[0\]: field 'demo' must be a string or a list of messages, got int"):
         trainer(tmp_path, tiny_model, tiny_tokenizer, numbers)
     rows = arithmetic_rows(8)
     rows[5]["prompt"] = []
-    with pytest.raises(ValueError, match=r"Row 5: field 'prompt'"):
+    with pytest.raises(ValueError, match=r"dataset\[5\]: field 'prompt'"):
         trainer(tmp_path, tiny_model, tiny_tokenizer, Dataset.from_list(rows))
     no_demo = arithmetic_dataset().remove_columns("demo")
     with pytest.raises(ValueError, match=r"no 'demo' column .*solution"):
