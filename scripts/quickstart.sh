@@ -6,4 +6,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC1091
 . "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-srft-trl train --config recipes/srft_tiny_cpu.yaml "$@"
+# The quickstart retrains from step 0 each time it is run: outputs/srft-tiny-cpu is its own folder.
+# (`srft-trl train` itself never overwrites a finished run unless asked, as here.)
+srft-trl train --config recipes/srft_tiny_cpu.yaml --overwrite_output_dir true "$@"
