@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import subprocess
+import signal
 import sys
-from pathlib import Path
 from typing import Callable, Sequence
 
 from .shipped import accelerate_config_path, shipped_accelerate_configs
@@ -179,6 +179,9 @@ HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `srft-trl` console command; returns the exit status."""
+    if argv is None and hasattr(signal, "SIGPIPE"):
+        # `srft-trl train --help-all | head`: a closed pipe ends the command quietly, as for other Unix tools.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help"):

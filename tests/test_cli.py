@@ -296,3 +296,17 @@ def test_eval_split_none_is_accepted():
 
     assert parse_args(["--config", str(TINY), "--eval_split", "none"]).script.eval_split is None
     assert parse_args(["--config", str(TINY)]).script.eval_split == "test"
+
+
+def test_help_piped_into_a_pager_that_closes_early_ends_quietly():
+    """`srft-trl train --help-all | head`: no BrokenPipeError traceback when the reader stops early."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "srft_trl.cli", "train", "--help-all"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.read(20)
+    process.stdout.close()
+    errors = process.stderr.read().decode()
+    process.wait(timeout=60)
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors

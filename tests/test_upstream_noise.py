@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from transformers.utils import logging as hf_logging
 
 from helpers import arithmetic_dataset, boxed_reward, config
-from srft_trl import SRFTConfig, SRFTTrainer
+from srft_trl import SRFTTrainer
 from srft_trl.tiny import build_tiny_model, build_tiny_tokenizer
 from srft_trl.upstream_noise import missing_keys_not_tied
 
