@@ -1,17 +1,19 @@
-"""The README's analysis pictures: `srft-trl analyze` on toy-study models.
+"""The README's analysis pictures: `srft-trl analyze` on the testbed's models.
 
-    python -m benchmarks.analysis_figures            # ~5 min on 2 CPU cores
+    python -m benchmarks.analysis_figures            # ~10 min on 2 CPU cores
 
-Trains SFT, GRPO and SRFT from the toy study's pre-trained base model (seed 0, the study's settings,
-checkpoints every 10 steps), then runs the three analysis commands exactly as a user would:
+Trains SFT, GRPO and SRFT (paper preset) from the testbed's cached base model with the testbed's
+settings, seed 0 and the learning rates its study chose (read from
+`benchmarks/results/testbed/results.json`), saving checkpoints every quarter of the run, then
+runs the three analysis commands exactly as a user would:
 
     srft-trl analyze token-shift --base BASE --tuned SFT GRPO SRFT --prompts PROMPTS ...
-    srft-trl analyze trajectory --checkpoints BASE SFT --checkpoints BASE GRPO --checkpoints BASE SRFT
-                                --references BASE SFT-final GRPO-final --reference-labels ... --prompts PROMPTS
+    srft-trl analyze trajectory --checkpoints BASE SFT... --checkpoints BASE GRPO... --checkpoints BASE SRFT...
+                                --references BASE SFT-final GRPO-final --prompts PROMPTS
     srft-trl analyze dynamics --runs GRPO SRFT ...
 
 Models go to `--work` (not committed); figures and their JSON to `--out` (committed under
-docs/images/analysis).
+docs/images/analysis). Prompts: held-out test problems of the ID and ~0% families.
 """
 
 from __future__ import annotations
@@ -20,19 +22,31 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.toy_study.__main__ import DEFAULT_CACHE
-from benchmarks.toy_study.base import ensure_base
-from benchmarks.toy_study.runs import get_reward, train_rl, train_sft
-from benchmarks.toy_study.settings import FULL
+from benchmarks.testbed.__main__ import DEFAULT_CACHE, DEFAULT_OUT, parse_lrs
+from benchmarks.testbed.base import ensure_base
+from benchmarks.testbed.evaluation import chat_prompt
+from benchmarks.testbed.settings import FULL, heldout_sets, train_problems
 
 
-def train_models(work: Path, steps: int, seed: int = 0) -> dict[str, Path]:
+def study_learning_rates(results: Path) -> dict[str, float]:
+    if not results.is_file():
+        raise SystemExit(f"{results}: no testbed study found; run `python -m benchmarks.testbed` first "
+                         "(the pictures use the learning rates it chose)")
+    return json.loads(results.read_text())["learning_rates"]
+
+
+def train_models(work: Path, lrs: dict[str, float], seed: int = 0) -> dict[str, Path]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.set_num_threads(1)
+    from benchmarks.testbed.runs import _quiet, train_rl, train_sft, worker_init
+
+    worker_init()
+    _quiet()
     base = ensure_base(FULL.base, DEFAULT_CACHE)
     tokenizer = AutoTokenizer.from_pretrained(base)
+    problems = train_problems(FULL, seed, FULL.steps * FULL.prompts_per_step)
+    save = {"save_strategy": "steps", "save_steps": max(1, FULL.steps // 4)}
     runs = {"base": base}
     for name in ("sft", "grpo", "srft"):
         out = work / name
@@ -42,20 +56,18 @@ def train_models(work: Path, steps: int, seed: int = 0) -> dict[str, Path]:
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
         if name == "sft":
-            model, _ = train_sft(model, tokenizer, FULL, seed, steps, str(work / "sft-tmp"))
+            model, _ = train_sft(model, tokenizer, problems, FULL, seed, lrs["sft"], str(out), [], extra=save)
         else:
-            save = {"save_strategy": "steps", "save_steps": max(1, steps // 4)}
-            model, _ = train_rl(model, tokenizer, FULL, seed, steps, str(out), name, save, get_reward(FULL.reward))
+            model, _ = train_rl(model, tokenizer, problems, FULL, seed, lrs[name], str(out), name, save)
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
     return runs
 
 
 def write_prompts(path: Path, count: int) -> Path:
-    from srft_trl.data import load_tiny_math
-
-    rows = load_tiny_math("test").select(range(count))
-    path.write_text("".join(json.dumps({"prompt": row["prompt"]}) + "\n" for row in rows))
+    test = heldout_sets(FULL)["test"]
+    problems = test["id"][: count // 2] + test["zero"][: count - count // 2]
+    path.write_text("".join(json.dumps({"prompt": chat_prompt(p.question)}) + "\n" for p in problems))
     return path
 
 
@@ -66,13 +78,22 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("docs/images/analysis"))
     parser.add_argument("--work", type=Path, default=Path("outputs/analysis_figures"))
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--results", type=Path, default=DEFAULT_OUT / "results.json",
+                        help="the testbed study whose learning rates to use")
+    parser.add_argument("--lr", nargs="+", default=[], metavar="METHOD=RATE",
+                        help="the rates of sft, grpo and srft (default: those the study in --results chose)")
     parser.add_argument("--prompts", type=int, default=16)
     args = parser.parse_args(argv)
+    try:
+        lrs = parse_lrs(args.lr) if args.lr else study_learning_rates(args.results)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if any(m not in lrs for m in ("sft", "grpo", "srft")):
+        parser.error("--lr needs sft=RATE grpo=RATE srft=RATE")
     args.work.mkdir(parents=True, exist_ok=True)
-    runs = train_models(args.work, args.steps)
+    runs = train_models(args.work, lrs)
     prompts = write_prompts(args.work / "prompts.jsonl", args.prompts)
-    common = ["--threads", "1", "--max-new-tokens", "64", "--no-progress"]
+    common = ["--threads", "1", "--max-new-tokens", str(FULL.eval_max_new_tokens), "--no-progress"]
     status = analyze(["token-shift", "--base", str(runs["base"]), "--tuned", str(runs["sft"]), str(runs["grpo"]),
                       str(runs["srft"]), "--labels", "SFT,GRPO,SRFT", "--prompts", str(prompts),
                       "--num-heatmaps", "2", "-o", str(args.out / "token_shift"), *common])
