@@ -12,7 +12,7 @@ from .methods import ABLATION_ROWS, MAIN_ROWS, METHODS
 FAMILIES = {"id": "ID", "zero": "~0% family", "ood": "OOD"}
 RL_CURVES = [  # (metric for demonstration methods, metric for GRPO, title)
     ("srft/reward_rollout", "reward", "(a) rollout reward"),
-    ("completions/mean_length", "completions/mean_length", "(b) response length (tokens)"),
+    ("completions/mean_length", "completions/mean_length", "(b) response length (tokens; TRL's, demos included)"),
     ("srft/entropy_rollout", "entropy", "(c) rollout entropy (nats)"),
 ]
 TERM_METRICS = ["srft/w_sft", "srft/w_rl", "srft/loss_sft", "srft/loss_demo_rl", "srft/loss_rollout",
@@ -241,7 +241,7 @@ def plot(results: dict, out: Path) -> list[Path]:
                 ax.set_title(title)
                 ax.set_xlabel("step")
         axes[0].legend(fontsize=7)
-        fig.suptitle("Training dynamics (Fig. 6 shape), mean over seeds, 5-step moving average; on-policy rows only")
+        fig.suptitle("Training dynamics (Fig. 6 shape), mean over seeds, 5-step moving average; (a), (c): on-policy rows only")
         fig.tight_layout()
         written.append(out / "fig6_training_dynamics.png")
         fig.savefig(written[-1], dpi=110)
