@@ -41,6 +41,8 @@ METHODS: dict[str, Method] = {
         # Issue 13's lead: SRFT's demo terms with TRL's group-baselined GRPO loss on the rollouts instead of Eq. 12.
         Method("srft_grpo_rollouts", "SRFT, GRPO loss on rollouts", "rl", "srft", {"rollout_loss": "grpo"},
                lr_from=("srft",), table="investigation"),
+        # Investigation: SRFT at SFT's swept rate, to compare how fast each learns the procedure at equal rates.
+        Method("srft_sft_rate", "SRFT at SFT's rate", "rl", "srft", lr_from=("sft",), table="investigation"),
     ]
 }
 

@@ -29,7 +29,7 @@ class TestbedSettings:
     # Run selection (not part of a run's key).
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = ("sft", "grpo", "sft_grpo", "luffy", "srft", "srft_hpt", "srft_no_wsft", "srft_no_wrl",
-                                 "srft_grpo_rollouts", "sft_long")
+                                 "srft_grpo_rollouts", "srft_sft_rate", "sft_long")
     # One grid for every method. The first grid, (2e-4, 6e-4, 2e-3), had its lowest rate destroy the base under GRPO
     # (ID 48.6 -> 7.2 and 0.0 at 2e-4 and 6e-4), so the optimum could lie below it; it was widened to a 10x spacing
     # once, before any other method's sweep run had finished (README: "Protocol").
