@@ -218,7 +218,15 @@ class SRFTConfig(GRPOConfig):
             sequence as the SFT / policy-gradient estimators define them (a per-token weight would re-weight tokens by
             their own uncertainty, a different estimator), and because `exp(H)` of a single token is far noisier than
             of a sequence mean. `"token"` is the reading some notes attribute to the authors' code. All three are
-            available for comparison (see the toy study).
+            available for comparison.
+        log_term_param_grad_norms (`bool`, *optional*, defaults to `False`):
+            Also log `srft/param_grad_<term>`, the norm of each SRFT term's gradient with respect to the trainable
+            parameters (per process). A diagnostic: it costs one extra backward pass per term per micro-batch. The
+            always-on `srft/grad_<term>` is measured with respect to the per-token log-probabilities, which is free
+            but understates a term whose per-token gradients all point the same way (SFT raises every demonstration
+            token) against terms whose signs mix and partly cancel in parameter space (the RL terms): in the testbed
+            the SFT term looked smallest in log-probability space yet dominated the parameter gradient. Not
+            available with FSDP or DeepSpeed (sharded parameters).
         max_entropy_weight (`float` or `None`, *optional*, defaults to `None`):
             Optional upper clamp on `w_SFT` and `w_RL`. `exp(H)` can reach the vocabulary size (`H <= log V`) at
             initialisation, so the trainer warns once when `w_RL` exceeds 1.0 (the weight of the negative term).
@@ -270,6 +278,10 @@ class SRFTConfig(GRPOConfig):
     max_entropy_weight: float | None = field(
         default=None, metadata={"help": "Optional clamp on the entropy-aware weights."}
     )
+    log_term_param_grad_norms: bool = field(
+        default=False,
+        metadata={"help": "Log each term's parameter-space gradient norm (one extra backward per term; diagnostic)."},
+    )
     term_normalization: str | None = field(
         default=None,
         metadata={
@@ -317,6 +329,11 @@ class SRFTConfig(GRPOConfig):
                 raise ValueError(f"SRFTConfig.{name}={getattr(self, name)} must be >= 0.")
         if self.max_entropy_weight is not None and self.max_entropy_weight <= 0:
             raise ValueError(f"SRFTConfig.max_entropy_weight={self.max_entropy_weight} must be positive or None.")
+        if self.log_term_param_grad_norms and (self.fsdp or self.deepspeed):
+            raise ValueError(
+                "SRFTConfig.log_term_param_grad_norms needs whole parameters on each process; it is not available "
+                "with FSDP or DeepSpeed. Turn it off (srft/grad_<term> is still logged)."
+            )
         if not self.demo_in_baseline and self.demo_rl != "off":
             raise ValueError(
                 f"SRFTConfig.demo_in_baseline=False gives demonstrations an advantage of 0, so demo_rl="

@@ -309,3 +309,15 @@ def logp_gradient_sq_norm(term: Callable[[torch.Tensor], torch.Tensor], logps: t
             return torch.zeros((), device=logps.device)
         (grad,) = torch.autograd.grad(value, leaf)
     return grad.pow(2).sum()
+
+
+def parameter_gradient_norm(term: torch.Tensor, parameters: list[torch.Tensor]) -> torch.Tensor:
+    """`||d term / d theta||` over `parameters`, leaving the autograd graph intact for the real backward pass.
+
+    The exact (and costly: one backward pass) counterpart of `logp_gradient_sq_norm`, for
+    `SRFTConfig.log_term_param_grad_norms`.
+    """
+    if not term.requires_grad:
+        return torch.zeros((), device=term.device)
+    grads = torch.autograd.grad(term, parameters, retain_graph=True, allow_unused=True)
+    return torch.sqrt(sum((g.float().pow(2).sum() for g in grads if g is not None), torch.zeros((), device=term.device)))

@@ -39,6 +39,7 @@ from .losses import (
     entropy_weight,
     logp_gradient_sq_norm,
     masked_mean,
+    parameter_gradient_norm,
     own_normalizer,
     parent_normalizer,
     scale_positive_advantages,
@@ -414,12 +415,17 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             )
         terms = {name: fn(logps) for name, fn in term_fns.items()}
         grad_sq = {name: logp_gradient_sq_norm(fn, logps) for name, fn in term_fns.items()}
+        param_norms = {}
+        if args.log_term_param_grad_norms and torch.is_grad_enabled():
+            trainable = [p for p in model.parameters() if p.requires_grad]
+            param_norms = {name: parameter_gradient_norm(value, trainable) for name, value in terms.items()}
         loss = parent_loss + sum(terms.values()) if terms else parent_loss
         if args.rollout_loss == "grpo":
             terms["rollout"] = parent_loss
         # Rollout tokens whose loss w_RL actually scales: correct rows (Eq. 12) or positive-advantage rows (GRPO).
         applied = correct if args.rollout_loss == "srft" else (advantages > 0) & (kinds == ROLLOUT)
-        self._log_srft_metrics(mode, terms, grad_sq, entropies, demo_mask, rollout_mask, w_sft, w_rl, applied)
+        self._log_srft_metrics(mode, terms, grad_sq, param_norms, entropies, demo_mask, rollout_mask, w_sft, w_rl,
+                               applied)
         return loss
 
     def _entropy_weight(self, entropies, mask, which: str) -> torch.Tensor:
@@ -487,7 +493,9 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             "rollout_grpo_scale": shared_normalizer / rollout_normalizer,
         }
 
-    def _log_srft_metrics(self, mode, terms, grad_sq, entropies, demo_mask, rollout_mask, w_sft, w_rl, applied):
+    def _log_srft_metrics(
+        self, mode, terms, grad_sq, param_norms, entropies, demo_mask, rollout_mask, w_sft, w_rl, applied
+    ):
         """Log the SRFT metrics, reduced over processes in one collective call.
 
         `srft/w_rl` is the mean over all rollout tokens of the weight Eq. 12 gives a correct rollout (so
@@ -495,7 +503,8 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         term's value and `srft/grad_<term>` the norm of its gradient with respect to the per-token log-probabilities
         of the micro-batch (all processes), both on the scale of one optimiser step (accumulation undone), so the
         balance of the terms reads directly off the logs (see `srft_trl.losses.logp_gradient_sq_norm`). The parent's
-        GRPO loss (`rollout_loss="grpo"`) has a logged loss but no gradient norm.
+        GRPO loss (`rollout_loss="grpo"`) has a logged loss but no gradient norm. With
+        `log_term_param_grad_norms`, `srft/param_grad_<term>` is the parameter-space norm (mean over processes).
         """
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
         names = ["rollout", "sft", "demo_rl"]
@@ -508,6 +517,7 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             (w_sft * demo_mask).sum() if w_sft is not None else demo_mask.new_zeros(()),
             *[terms[n].detach().float() * accumulation if n in terms else demo_mask.new_zeros(()) for n in names],
             *[grad_sq[n].float() if n in grad_sq else demo_mask.new_zeros(()) for n in names],
+            *[param_norms[n].float() * accumulation if n in param_norms else demo_mask.new_zeros(()) for n in names],
         ]
         reduced = self.accelerator.reduce(torch.stack([s.float() for s in stats]), reduction="sum")
         # The warning looks only where w_RL is applied; padding and other rows are 0 and weights are >= 0.
@@ -528,6 +538,9 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             if name in grad_sq:  # DDP averages the processes' gradients
                 grad_norm = total[6 + len(names) + offset] ** 0.5 * accumulation / self.accelerator.num_processes
                 metrics[f"srft/grad_{name}"].append(grad_norm)
+            if name in param_norms:
+                param_norm = total[6 + 2 * len(names) + offset] / self.accelerator.num_processes
+                metrics[f"srft/param_grad_{name}"].append(param_norm)
         if max_w_rl > 1.0 and not self._srft_warned_weight and self.args.rl_weighting == "entropy":
             self._srft_warned_weight = True
             logger.warning(

@@ -369,7 +369,7 @@ def test_dynamics_reads_a_real_srft_trainer_state(srft_run, tmp_path):
     assert metric_curve(history, "key:reward")[0] == "reward"
     other = dynamics([run_dir / "checkpoint-2" / "trainer_state.json"], metrics=["loss", "no/such_key"])
     assert list(other.curves) == ["loss"] and other.missing == {"no/such_key": ["run"]}
-    # A result file with the entries under "history" (the toy study's format) reads the same.
+    # A result file with the entries under "history" (the testbed's per-run format) reads the same.
     result_file = tmp_path / "srft-seed0.json"
     result_file.write_text(json.dumps({"method": "srft", "history": history}))
     same = dynamics([result_file])

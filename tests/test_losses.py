@@ -13,6 +13,7 @@ from srft_trl.losses import (
     logp_gradient_sq_norm,
     masked_mean,
     own_normalizer,
+    parameter_gradient_norm,
     scale_positive_advantages,
     self_rollout_loss,
     sft_loss,
@@ -229,3 +230,14 @@ def test_logp_gradient_norm_matches_the_analytic_gradient():
                                                            num_tokens=5), LOGPS)
     assert value.item() == pytest.approx((3 * 0.5**2 + 2 * 0.25**2) / 25)
     assert logp_gradient_sq_norm(lambda lp: torch.zeros(()), LOGPS).item() == 0.0
+
+
+def test_parameter_gradient_norm_matches_a_backward_pass_and_keeps_the_graph():
+    layer = torch.nn.Linear(3, 2)
+    x = torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.0, 1.0]])
+    term = layer(x).pow(2).sum()
+    norm = parameter_gradient_norm(term, list(layer.parameters()))
+    term.backward()  # the graph is still there for the real backward pass
+    expected = torch.sqrt(sum(p.grad.pow(2).sum() for p in layer.parameters()))
+    assert norm.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert parameter_gradient_norm(torch.tensor(1.0), list(layer.parameters())).item() == 0.0

@@ -146,6 +146,29 @@ def test_term_balance_is_logged_for_every_term(tmp_path, tiny_model, tiny_tokeni
         assert log[f"srft/grad_{name}"] > 0
 
 
+def test_parameter_space_gradient_norms_are_logged_on_request(tmp_path, tiny_tokenizer):
+    """Opt-in: each term's gradient norm with respect to the parameters; linear in the term's constant weight."""
+    dataset = arithmetic_dataset()
+    t = trainer(tmp_path, build_tiny_model(tiny_tokenizer, seed=0), tiny_tokenizer, dataset,
+                generation_kwargs={"do_sample": False}, log_term_param_grad_norms=True, sft_weighting="constant",
+                sft_coef=0.5)
+    t.model.train()
+    t.current_gradient_accumulation_steps = 1
+    output = t._generate_and_score_completions(group_batch(dataset, 2, 4))
+    t._compute_loss(t.model, output)
+    first = {k: v[-1] for k, v in t._metrics["train"].items() if k.startswith("srft/param_grad_")}
+    assert set(first) == {"srft/param_grad_sft", "srft/param_grad_demo_rl", "srft/param_grad_rollout"}
+    assert all(value > 0 for value in first.values())
+    assert not any(p.grad is not None and p.grad.abs().sum() > 0 for p in t.model.parameters())  # no .grad written
+    t.args.sft_coef = 1.0
+    t._compute_loss(t.model, output)
+    assert t._metrics["train"]["srft/param_grad_sft"][-1] == pytest.approx(2 * first["srft/param_grad_sft"], rel=1e-4)
+    assert t._metrics["train"]["srft/param_grad_rollout"][-1] == pytest.approx(first["srft/param_grad_rollout"], rel=1e-4)
+    off = trainer(tmp_path / "off", build_tiny_model(tiny_tokenizer, seed=0), tiny_tokenizer, dataset, max_steps=1)
+    off.train()
+    assert not any(k.startswith("srft/param_grad_") for h in off.state.log_history for k in h)
+
+
 # --------------------------------------------------------------------------------------------- presets
 
 

@@ -87,7 +87,7 @@ def find_trainer_state(run: str | os.PathLike) -> Path:
 def load_log_history(run: str | os.PathLike) -> list[dict[str, Any]]:
     """The `log_history` entries of a run's trainer state.
 
-    A JSON file that holds the entries under `"history"` instead (as the toy study's per-run
+    A JSON file that holds the entries under `"history"` instead (as the testbed's per-run
     result files do), or is itself a list of entries, is read the same way.
     """
     path = find_trainer_state(run)
