@@ -463,9 +463,6 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             steps_per_generation=args.steps_per_generation,
             training=self.model.training,
         )
-        shared_normalizer = parent_normalizer(
-            mask, self.loss_type, num_items_in_batch=inputs.get("num_items_in_batch"), **schedule
-        )
 
         def shared(per_token_loss):
             return aggregate(per_token_loss, mask, self.loss_type, num_items_in_batch=inputs.get("num_items_in_batch"),
@@ -480,6 +477,9 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             return {"sft": shared, "demo_rl": shared, "rollout": shared, "rollout_grpo_scale": 1.0}
         if args.term_normalization == "sft_token_mean":
             return {"sft": own("demo", "dapo"), "demo_rl": shared, "rollout": shared, "rollout_grpo_scale": 1.0}
+        shared_normalizer = parent_normalizer(
+            mask, self.loss_type, num_items_in_batch=inputs.get("num_items_in_batch"), **schedule
+        )
         rollout_normalizer = own_normalizer(
             self.loss_type,
             num_rows=inputs["srft_rollout_rows"],
