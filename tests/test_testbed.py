@@ -6,6 +6,7 @@ method presets and a TRL reward function.
 
 import json
 import math
+import random
 
 import pytest
 
@@ -19,11 +20,14 @@ def test_problems_are_distinct_held_out_and_demonstrate_the_procedure():
     problem = Problem((3, 5, 2, 7))
     assert problem.question == "3+5+2+7" and problem.answer == "17"
     assert problem.procedure() == "<think>\n3+5=8\n8+2=10\n10+7=17\n</think>\n\\boxed{17}"
+    # The base's sloppy teacher drops carries (here every time), and the chain goes on from the wrong sum.
+    sloppy = problem.procedure(carry_slip=1.0, rng=random.Random(0))
+    assert sloppy == "<think>\n3+5=8\n8+2=0\n0+7=7\n</think>\n\\boxed{7}"
     train = train_problems(QUICK, 0, 40)
     questions = [p.question for p in train]
     assert len(set(questions)) == len(questions)
     assert not set(questions) & heldout_questions(QUICK)
-    assert [len(p.terms) for p in train[:4]] == [4, 7, 5, 7]
+    assert [len(p.terms) for p in train[:4]] == [4, 6, 5, 6]
 
 
 def test_quick_study_writes_results_and_resumes(tmp_path, capsys):

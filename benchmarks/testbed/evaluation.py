@@ -1,6 +1,8 @@
-"""Held-out accuracy of a model on a list of problems: greedy decoding, exact-match grading.
+"""Held-out accuracy of a model on a list of problems: one sample per problem at the paper's evaluation
+temperature (0.6, its pass@1), exact-match grading.
 
-Generation goes through the product's batched generation (one place: `greedy_completions`).
+Generation goes through the product's batched generation (one place: `sample_completions`), under a fixed
+seed, so an evaluation is reproducible.
 Grading is `exact_answer_reward`, which is also the training reward, so held-out accuracy means
 exactly what the training reward means.
 """
@@ -33,17 +35,20 @@ def chat_prompt(question: str) -> list[dict]:
     return [{"role": "user", "content": question}]
 
 
-def greedy_completions(model, tokenizer, questions: list[str], max_new_tokens: int, batch_size: int = 128) -> list[str]:
+def sample_completions(model, tokenizer, questions: list[str], max_new_tokens: int, temperature: float,
+                       seed: int = 0, batch_size: int = 128) -> list[str]:
     from srft_trl.generation import generate, render_prompt
 
     texts = [render_prompt(tokenizer, chat_prompt(q)) for q in questions]
-    responses = generate(model, tokenizer, texts, max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size)
+    responses = generate(model, tokenizer, texts, max_new_tokens=max_new_tokens, temperature=temperature,
+                         batch_size=batch_size, seed=seed)
     return [samples[0] for samples in responses]
 
 
-def accuracy(model, tokenizer, problems: list[Problem], max_new_tokens: int, examples: int = 3) -> dict:
-    """Accuracy (and what the answers look like) of greedy decoding on `problems`."""
-    completions = greedy_completions(model, tokenizer, [p.question for p in problems], max_new_tokens)
+def accuracy(model, tokenizer, problems: list[Problem], max_new_tokens: int, temperature: float = 0.6,
+             examples: int = 3) -> dict:
+    """Accuracy (and what the answers look like) of one sample per problem at `temperature` (0: greedy)."""
+    completions = sample_completions(model, tokenizer, [p.question for p in problems], max_new_tokens, temperature)
     scores = exact_answer_reward(completions, [p.answer for p in problems])
     n = len(scores)
     acc = sum(scores) / n

@@ -46,13 +46,21 @@ class Problem:
     def direct(self) -> str:
         return f"<think>\n</think>\n\\boxed{{{self.answer}}}"
 
-    def procedure(self) -> str:
-        """The running-sum demonstration: one `partial+next=new` line per term after the first."""
+    def procedure(self, carry_slip: float = 0.0, rng: random.Random | None = None) -> str:
+        """The running-sum solution: one `partial+next=new` line per term after the first, the last sum boxed.
+
+        With `carry_slip > 0` (the base's sloppy teacher) a line whose units overflow drops the carry with that
+        probability (`17+5=12`), and the chain goes on from the wrong partial sum, so the boxed answer is wrong too.
+        Demonstrations use `carry_slip=0`: correct on every line.
+        """
         lines, total = [], self.terms[0]
         for term in self.terms[1:]:
-            lines.append(f"{total}+{term}={total + term}")
-            total += term
-        return "<think>\n" + "\n".join(lines) + "\n</think>\n\\boxed{" + self.answer + "}"
+            new = total + term
+            if carry_slip and total % 10 + term >= 10 and rng.random() < carry_slip:
+                new -= 10
+            lines.append(f"{total}+{term}={new}")
+            total = new
+        return "<think>\n" + "\n".join(lines) + "\n</think>\n\\boxed{" + str(total) + "}"
 
 
 def draw(rng: random.Random, length: int) -> Problem:

@@ -75,7 +75,9 @@ def markdown(results: dict, summary: dict) -> str:
         tuple(names))
     base_row = ("| Base | " + " | ".join(_pct(base["eval"]["test"][f]["accuracy"]) for f in FAMILIES) + " | — | — |\n"
                 if base else "")
-    out = [f"Test accuracy (%), greedy decoding, {s['test_size']} problems per family (one accuracy's standard error "
+    decoding = (f"one sample per problem at temperature {s['eval_temperature']:g} (the paper's pass@1)"
+                if s.get("eval_temperature") else "greedy decoding")
+    out = [f"Test accuracy (%), {decoding}, {s['test_size']} problems per family (one accuracy's standard error "
            f"≤ {100 * math.sqrt(0.25 / s['test_size']):.1f} points); mean ± std over seeds. Budget for every method: "
            f"{s['steps']} optimiser steps × {s['prompts_per_step']} problems (no problem repeats), groups of "
            f"{s['num_generations']}.\n\n"]

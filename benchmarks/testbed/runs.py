@@ -91,7 +91,7 @@ def _sft_curve_callback(settings: TestbedSettings, tokenizer, steps: int, curve:
                 point = {"step": state.global_step + offset}
                 for fam, problems in val.items():
                     point[f"val_{fam}"] = accuracy(model, tokenizer, problems, settings.eval_max_new_tokens,
-                                                   examples=0)["accuracy"]
+                                                   settings.eval_temperature, examples=0)["accuracy"]
                 curve.append(point)
                 model.train()
 
@@ -147,7 +147,8 @@ def history_rows(log_history: list[dict], offset: int = 0, stage: str | None = N
 
 def evaluate(model, tokenizer, settings: TestbedSettings) -> dict:
     sets = heldout_sets(settings)
-    return {split: {fam: accuracy(model, tokenizer, problems, settings.eval_max_new_tokens)
+    return {split: {fam: accuracy(model, tokenizer, problems, settings.eval_max_new_tokens,
+                                      settings.eval_temperature)
                     for fam, problems in fams.items()} for split, fams in sets.items()}
 
 
