@@ -224,8 +224,9 @@ class SRFTConfig(GRPOConfig):
             parameters (per process). A diagnostic: it costs one extra backward pass per term per micro-batch. The
             always-on `srft/grad_<term>` is measured with respect to the per-token log-probabilities, which is free
             but understates a term whose per-token gradients all point the same way (SFT raises every demonstration
-            token) against terms whose signs mix and partly cancel in parameter space (the RL terms): in the testbed
-            the SFT term looked smallest in log-probability space yet dominated the parameter gradient. Not
+            token) against terms whose signs mix and partly cancel in parameter space (the RL terms): on the testbed
+            the SFT term is the smallest of the three in log-probability space (0.020 against 0.061 and 0.027) and
+            the largest in parameter space (1.05 against 0.92 and 0.93). Not
             available with FSDP or DeepSpeed (sharded parameters).
         max_entropy_weight (`float` or `None`, *optional*, defaults to `None`):
             Optional upper clamp on `w_SFT` and `w_RL`. `exp(H)` can reach the vocabulary size (`H <= log V`) at

@@ -1,14 +1,16 @@
-"""The testbed's base model: a small Qwen2 pre-trained here on DIRECT answers only.
+"""The testbed's base model: a small Qwen2 pre-trained here on a SLOPPY teacher's running sums.
 
-Pre-training text (chat-formatted problems, loss on the answer only, no procedure anywhere):
+Pre-training text (chat-formatted problems, loss on the answer only):
 
-* every line a running-sum procedure can contain (`n+d` for n up to 72, d a digit: chains of up to 9 terms),
-  so each line of a demonstration is arithmetic the base already knows;
-* direct answers to chains of 2 to `max_terms` digits, from the half of the problem space the study
-  never uses (`problems.in_study_pool`).
+* every line a running-sum procedure can contain (`n+d` for n up to 72, d a digit), answered directly,
+  so the arithmetic of every demonstration line is known;
+* running-sum solutions to chains of 2 to `max_terms` digits, from the half of the problem space the study
+  never uses (`problems.in_study_pool`), written by a teacher who drops a line's carry with probability
+  `carry_slip` (`problems.Problem.procedure`).
 
-So the base answers some in-distribution chains directly, answers none longer than pre-training
-covered, and has never seen the procedure the demonstrations show: the paper's Fig. 1(a) set-up.
+So the base solves some in-distribution chains (its carries are a coin flip), nearly no chain one term
+longer than pre-training covered, and has never seen a correct long solution: the paper's Fig. 1(a)
+set-up, where RL refines what the base already samples and demonstrations carry more.
 Cached on disk keyed by a hash of its settings, written atomically (temporary sibling directory
 renamed into place), so reruns and parallel workers reuse the same base.
 """
@@ -26,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .problems import draw, in_study_pool, step_facts
+from .problems import Problem, draw, in_study_pool, step_facts
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,8 @@ def pretrain_texts(tokenizer, settings: BaseSettings, n: int) -> list[tuple[str,
     texts = []
     for _ in range(n):
         if rng.random() < settings.step_share:
-            a, d = rng.choice(facts)
-            texts.append(_render(tokenizer, f"{a}+{d}", f"<think>\n</think>\n\\boxed{{{a + d}}}"))
+            fact = Problem(rng.choice(facts))
+            texts.append(_render(tokenizer, fact.question, fact.direct()))
             continue
         # Repeats are fine in pre-training (short chains are few); the study's half never appears.
         p = draw(rng, rng.randint(settings.min_terms, settings.max_terms))

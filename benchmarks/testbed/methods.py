@@ -43,6 +43,12 @@ METHODS: dict[str, Method] = {
                lr_from=("srft",), table="investigation"),
         # Investigation: SRFT at SFT's swept rate, to compare how fast each learns the procedure at equal rates.
         Method("srft_sft_rate", "SRFT at SFT's rate", "rl", "srft", lr_from=("sft",), table="investigation"),
+        # Investigations added after the v2 study (SRFT tied with SFT): what SRFT's RL terms do without the SFT term,
+        # and the exact parameter-space size of each term on one seed (same training; one extra backward per term).
+        Method("srft_no_sft", "SRFT without the SFT term", "rl", "srft", {"sft_weighting": "off"}, lr_from=("srft",),
+               table="investigation"),
+        Method("srft_param_grads", "SRFT, per-term parameter gradients logged", "rl", "srft",
+               {"log_term_param_grad_norms": True}, lr_from=("srft",), table="investigation", max_seeds=1),
     ]
 }
 

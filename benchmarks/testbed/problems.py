@@ -1,10 +1,7 @@
-"""The testbed's task: summing a chain of single digits, answered directly or by running sums.
+"""The testbed's task: summing a chain of single digits by running sums.
 
 A problem is `k` single digits joined by `+` (no spaces, so the byte-level tokenizer sees one
-token per digit), e.g. ``3+5+2+7``. Two answer styles:
-
-* direct (what the base model is pre-trained on): ``<think>\\n</think>\\n\\boxed{17}``;
-* procedure (the demonstrations): one running sum per line, then the last one boxed::
+token per digit), e.g. ``3+5+2+7``. Its solution is one running sum per line, then the last one boxed::
 
       <think>
       3+5=8
@@ -13,10 +10,12 @@ token per digit), e.g. ``3+5+2+7``. Two answer styles:
       </think>
       \\boxed{17}
 
-Every line is a sum `n+d` (a number below 100 plus one digit) that the base has seen as a direct
-answer in pre-training (`step_facts`), so the demonstrations carry the *procedure*, not new
-arithmetic. Answering `k` digits directly gets harder as `k` grows and fails beyond the lengths
-pre-training covered; the procedure works at any length.
+The demonstrations are this, correct on every line. The base model is pre-trained on the same
+procedure written by a *sloppy teacher* (`Problem.procedure(carry_slip=...)`) that drops the carry
+of a line whose units overflow with some probability (``8+5=3``) and goes on from the wrong sum,
+and only on chains of 2 to 5 terms. So the base is partly competent (RL has reward spread), the
+demonstrations carry two things it lacks: reliable carries (which RL can also find, by reward) and
+chains longer than pre-training showed (which only demonstrations show).
 
 Problems come from seeded streams (`unique_stream`): distinct problems, never one in `exclude`.
 `in_study_pool` splits the problem space in two halves by a fixed hash: held-out sets and training
@@ -44,6 +43,7 @@ class Problem:
         return str(sum(self.terms))
 
     def direct(self) -> str:
+        """The answer without working (the base's pre-training text for single `n+d` facts)."""
         return f"<think>\n</think>\n\\boxed{{{self.answer}}}"
 
     def procedure(self, carry_slip: float = 0.0, rng: random.Random | None = None) -> str:

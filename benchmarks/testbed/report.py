@@ -17,6 +17,7 @@ RL_CURVES = [  # (metric for demonstration methods, metric for GRPO, title)
 ]
 TERM_METRICS = ["srft/w_sft", "srft/w_rl", "srft/loss_sft", "srft/loss_demo_rl", "srft/loss_rollout",
                 "srft/grad_sft", "srft/grad_demo_rl", "srft/grad_rollout"]
+PARAM_METRICS = ["srft/param_grad_sft", "srft/param_grad_demo_rl", "srft/param_grad_rollout", "grad_norm"]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -97,8 +98,8 @@ def markdown(results: dict, summary: dict) -> str:
                "| A | B | " + " | ".join(FAMILIES.values()) + " |\n|---|---|---|---|---|\n")
     pairs = [(a, b) for a in ("srft", "srft_hpt") for b in
              ["sft", "grpo", "sft_grpo", "luffy", "srft", "srft_hpt", "srft_no_wsft", "srft_no_wrl",
-              "srft_grpo_rollouts"] if a != b]
-    pairs += [(m, "grpo") for m in ("sft", "sft_grpo", "luffy")] + [("srft_sft_rate", "sft")]
+              "srft_grpo_rollouts", "srft_no_sft"] if a != b]
+    pairs += [(m, "grpo") for m in ("sft", "sft_grpo", "luffy", "srft_no_sft")] + [("srft_sft_rate", "sft")]
     seen = set()
     for a, b in pairs:
         if a not in summary or b not in summary or frozenset((a, b)) in seen:
@@ -177,20 +178,35 @@ def _window_mean(history, key, first: bool, width: int = 10):
 
 
 def _terms_table(results: dict) -> str:
-    methods = [m for m in ("srft", "srft_hpt", "srft_no_wsft", "srft_no_wrl", "srft_grpo_rollouts", "luffy")
-               if m in results["runs"]]
+    methods = [m for m in ("srft", "srft_hpt", "srft_no_wsft", "srft_no_wrl", "srft_grpo_rollouts", "srft_no_sft",
+                           "luffy") if m in results["runs"]]
     if not methods:
         return ""
-    out = ["\n### SRFT terms over training (mean over seeds; first 10 → last 10 steps)\n\n| method | "
+    out = ["\n### SRFT terms over training (mean over seeds; first 10 → last 10 steps)\n\n`grad_*`: norms with "
+           "respect to the token log-probabilities (they understate the SFT term; the parameter-space sizes are in the "
+           "next table where measured).\n\n| method | "
            + " | ".join(k.removeprefix("srft/") for k in TERM_METRICS) + " |\n|---|" + "---|" * len(TERM_METRICS) + "\n"]
+    out += _term_rows(results, methods, TERM_METRICS)
+    measured = [m for m in results["runs"] if any(PARAM_METRICS[0] in h for r in results["runs"][m] for h in r["history"])]
+    if measured:
+        out.append("\n### SRFT terms in parameter space (exact per-term gradient norms, `log_term_param_grad_norms`; "
+                   "`grad_norm` is the whole pre-clip gradient TRL logs)\n\n| method | "
+                   + " | ".join(k.removeprefix("srft/") for k in PARAM_METRICS) + " |\n|---|"
+                   + "---|" * len(PARAM_METRICS) + "\n")
+        out += _term_rows(results, measured, PARAM_METRICS)
+    return "".join(out)
+
+
+def _term_rows(results: dict, methods: list[str], keys: list[str]) -> list[str]:
+    out = []
     for m in methods:
         cells = []
-        for key in TERM_METRICS:
+        for key in keys:
             firsts = [v for r in results["runs"][m] if (v := _window_mean(r["history"], key, True)) is not None]
             lasts = [v for r in results["runs"][m] if (v := _window_mean(r["history"], key, False)) is not None]
             cells.append(f"{sum(firsts) / len(firsts):.3g} → {sum(lasts) / len(lasts):.3g}" if firsts else "—")
         out.append(f"| {METHODS[m].label} | " + " | ".join(cells) + " |\n")
-    return "".join(out)
+    return out
 
 
 def _dynamics_table(results: dict) -> str:

@@ -31,10 +31,9 @@ class TestbedSettings:
     # Run selection (not part of a run's key).
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = ("sft", "grpo", "sft_grpo", "luffy", "srft", "srft_hpt", "srft_no_wsft", "srft_no_wrl",
-                                 "srft_grpo_rollouts", "sft_long")
-    # One grid for every method. The first grid, (2e-4, 6e-4, 2e-3), had its lowest rate destroy the base under GRPO
-    # (ID 48.6 -> 7.2 and 0.0 at 2e-4 and 6e-4), so the optimum could lie below it; it was widened to a 10x spacing
-    # once, before any other method's sweep run had finished (README: "Protocol").
+                                 "srft_grpo_rollouts", "sft_long", "srft_no_sft", "srft_param_grads")
+    # One grid for every method: the testbed's first design ended with it (its first grid, 2e-4 / 6e-4 / 2e-3, did not
+    # bracket a usable rate for GRPO and was widened once); the second design kept it unchanged (README: "Protocol").
     sweep_lrs: tuple[float, ...] = (2e-5, 2e-4, 2e-3)
     workers: int = 2
     base: BaseSettings = field(default_factory=BaseSettings)
