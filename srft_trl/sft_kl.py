@@ -1,4 +1,5 @@
-"""The paper's SFT_KL baseline: TRL's `SFTTrainer` plus `beta * KL(pi_theta || pi_base)` (App. B, Eq. A1)."""
+"""The paper's SFT baselines: TRL's `SFTTrainer` (`SFTBaselineTrainer`, the `sft` recipes) and SFT_KL, the same plus
+`beta * KL(pi_theta || pi_base)` (App. B, Eq. A1)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from dataclasses import dataclass, field
 
 import torch
 from trl import SFTConfig, SFTTrainer
+
+from .upstream_noise import TiedWeightsResumeMixin
 
 
 @dataclass
@@ -17,7 +20,12 @@ class SFTKLConfig(SFTConfig):
     )
 
 
-class SFTKLTrainer(SFTTrainer):
+class SFTBaselineTrainer(TiedWeightsResumeMixin, SFTTrainer):
+    """TRL's `SFTTrainer`, unchanged except that resuming a model with tied embeddings does not print the false
+    `missing keys ['lm_head.weight']` warning (`srft_trl.upstream_noise`), as `SRFTTrainer` does not."""
+
+
+class SFTKLTrainer(SFTBaselineTrainer):
     """TRL's `SFTTrainer` with `beta * KL(pi_theta || pi_base)` added to the loss (App. B, Eq. A1).
 
     The KL is exact: summed over the vocabulary at every completion (label) token and averaged

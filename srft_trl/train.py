@@ -1,8 +1,8 @@
 """`python -m srft_trl.train --config recipes/x.yaml [--flag value ...]`: a recipe to a trained model.
 
 Read top to bottom: parse the recipe (`srft_trl.recipes`) -> the model (`srft_trl.models`) ->
-the data (`srft_trl.data`) -> the trainer (`SRFTTrainer`, TRL's `SFTTrainer` or `SFTKLTrainer`)
--> held-out accuracy before -> train -> held-out accuracy after -> save the model, its
+the data (`srft_trl.data`) -> the trainer (`SRFTTrainer`, or TRL's `SFTTrainer` as `SFTBaselineTrainer` /
+`SFTKLTrainer`, `srft_trl.sft_kl`) -> held-out accuracy before -> train -> held-out accuracy after -> save the model, its
 `recipe.yaml` and a model card (`srft_trl.model_card`); push to the Hub only if `push_to_hub`.
 
 `srft-trl train` (`srft_trl.cli`) runs this in its own process, or through `accelerate launch`
@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 from transformers import AutoTokenizer
-from trl import SFTTrainer, get_peft_config, get_quantization_config
+from trl import get_peft_config, get_quantization_config
 
 from . import data
 from .callbacks import CompleteCheckpointCallback, ModelCardInCheckpointCallback
@@ -92,10 +92,9 @@ def build_trainer(args: ParsedArgs, model_path: str, tokenizer, train_dataset):
         from .trainer import SRFTTrainer
 
         return SRFTTrainer(reward_funcs=get_reward_funcs(script.reward_funcs), train_dataset=train_dataset, **common)
-    if script.trainer == "sft_kl":
-        from .sft_kl import SFTKLTrainer as trainer_class
-    else:
-        trainer_class = SFTTrainer
+    from .sft_kl import SFTBaselineTrainer, SFTKLTrainer
+
+    trainer_class = SFTKLTrainer if script.trainer == "sft_kl" else SFTBaselineTrainer
     return trainer_class(train_dataset=data.to_sft_rows(train_dataset), **common)
 
 

@@ -92,3 +92,37 @@ def test_a_really_missing_key_still_counts():
     untied = build_tiny_model(tokenizer)
     untied.lm_head.weight = torch.nn.Parameter(untied.lm_head.weight.detach().clone())
     assert missing_keys_not_tied(untied, ["lm_head.weight"]) == ["lm_head.weight"]
+
+
+@pytest.mark.parametrize("kind", ["sft", "sft_kl"])
+def test_the_sft_baselines_resume_without_the_missing_keys_warning(tmp_path, tiny_model_dir, transformers_warnings,
+                                                                    kind):
+    """The `sft` / `sft_kl` recipes' trainers (what `srft-trl train` builds for them) resume quietly too."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig
+
+    from srft_trl.data import to_sft_rows
+    from srft_trl.sft_kl import SFTBaselineTrainer, SFTKLConfig, SFTKLTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = to_sft_rows(arithmetic_dataset(8).map(lambda row: {"demo": f"\\boxed{{{row['solution']}}}"}))
+    trainer_class, config_class = (SFTBaselineTrainer, SFTConfig) if kind == "sft" else (SFTKLTrainer, SFTKLConfig)
+
+    def build():
+        args = config_class(output_dir=str(tmp_path / "out"), max_steps=2, save_strategy="steps", save_steps=1,
+                            per_device_train_batch_size=4, learning_rate=1e-2, report_to="none", use_cpu=True,
+                            bf16=False, dataset_num_proc=None)
+        # From a path, as the CLI loads it (SFT-KL builds its frozen reference from the model's path).
+        return trainer_class(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), args=args,
+                             train_dataset=rows, processing_class=tokenizer)
+
+    build().train()
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    saved = load_file(checkpoint / "model.safetensors")
+    assert "lm_head.weight" not in saved
+    fresh = build()  # the untrained weights: two steps at lr 1e-2 moved the saved ones away from them
+    assert not torch.equal(fresh.model.model.embed_tokens.weight, saved["model.embed_tokens.weight"])
+    transformers_warnings.clear()
+    fresh._load_from_checkpoint(str(checkpoint))
+    torch.testing.assert_close(fresh.model.lm_head.weight, saved["model.embed_tokens.weight"], rtol=0, atol=0)
+    assert not [m for m in transformers_warnings if "missing keys" in m], transformers_warnings

@@ -47,6 +47,8 @@ METHODS: dict[str, Method] = {
         # and the exact parameter-space size of each term on one seed (same training; one extra backward per term).
         Method("srft_no_sft", "SRFT without the SFT term", "rl", "srft", {"sft_weighting": "off"}, lr_from=("srft",),
                table="investigation"),
+        # LUFFY's sweep picks GRPO's stable rate, where its demonstration term teaches nothing: LUFFY at SRFT's rate.
+        Method("luffy_srft_rate", "LUFFY at SRFT's rate", "rl", "luffy", lr_from=("srft",), table="investigation"),
         Method("srft_param_grads", "SRFT, per-term parameter gradients logged", "rl", "srft",
                {"log_term_param_grad_norms": True}, lr_from=("srft",), table="investigation", max_seeds=1),
     ]

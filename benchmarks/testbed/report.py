@@ -98,8 +98,9 @@ def markdown(results: dict, summary: dict) -> str:
                "| A | B | " + " | ".join(FAMILIES.values()) + " |\n|---|---|---|---|---|\n")
     pairs = [(a, b) for a in ("srft", "srft_hpt") for b in
              ["sft", "grpo", "sft_grpo", "luffy", "srft", "srft_hpt", "srft_no_wsft", "srft_no_wrl",
-              "srft_grpo_rollouts", "srft_no_sft"] if a != b]
-    pairs += [(m, "grpo") for m in ("sft", "sft_grpo", "luffy", "srft_no_sft")] + [("srft_sft_rate", "sft")]
+              "srft_grpo_rollouts", "srft_no_sft", "luffy_srft_rate"] if a != b]
+    pairs += [(m, "grpo") for m in ("sft", "sft_grpo", "luffy", "srft_no_sft", "luffy_srft_rate")]
+    pairs += [("srft_sft_rate", "sft")]
     seen = set()
     for a, b in pairs:
         if a not in summary or b not in summary or frozenset((a, b)) in seen:

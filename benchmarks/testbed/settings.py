@@ -31,7 +31,8 @@ class TestbedSettings:
     # Run selection (not part of a run's key).
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = ("sft", "grpo", "sft_grpo", "luffy", "srft", "srft_hpt", "srft_no_wsft", "srft_no_wrl",
-                                 "srft_grpo_rollouts", "sft_long", "srft_no_sft", "srft_param_grads")
+                                 "srft_grpo_rollouts", "sft_long", "srft_no_sft", "srft_param_grads",
+                                 "luffy_srft_rate")
     # One grid for every method: the testbed's first design ended with it (its first grid, 2e-4 / 6e-4 / 2e-3, did not
     # bracket a usable rate for GRPO and was widened once); the second design kept it unchanged (README: "Protocol").
     sweep_lrs: tuple[float, ...] = (2e-5, 2e-4, 2e-3)
