@@ -74,3 +74,51 @@ def test_bad_learning_rate_is_one_line_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--lr srft=fast" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_base_teacher_drops_carries_at_its_rate_and_the_demonstrations_never_do():
+    import re
+
+    from benchmarks.testbed.base import BaseSettings, pretrain_texts
+    from benchmarks.testbed.problems import in_study_pool
+    from benchmarks.testbed.settings import FULL, train_problems
+    from srft_trl.tiny import build_tiny_tokenizer
+
+    def lines(text):
+        return [tuple(map(int, m)) for m in re.findall(r"^(\d+)\+(\d)=(\d+)$", text, flags=re.M)]
+
+    settings = BaseSettings()
+    carries = slips = 0
+    chains = 0
+    for prompt, answer in pretrain_texts(build_tiny_tokenizer(), settings, 3000):
+        question = re.search(r"user\n(.*?)<", prompt, flags=re.S).group(1).strip()
+        if "=" not in answer:  # a single n+d fact, answered directly and correctly
+            a, d = map(int, question.split("+"))
+            assert answer.startswith(f"<think>\n</think>\n\\boxed{{{a + d}}}")
+            continue
+        chains += 1
+        assert not in_study_pool(question) and 2 <= question.count("+") + 1 <= settings.max_terms
+        for a, d, written in lines(answer):
+            if a % 10 + d >= 10:
+                carries += 1
+                slips += written == a + d - 10
+                assert written in (a + d, a + d - 10)
+            else:
+                assert written == a + d  # only carries slip
+    assert chains > 1500 and carries > 1000
+    assert abs(slips / carries - settings.carry_slip) < 0.05
+    for problem in train_problems(FULL, 0, 200):  # demonstrations: every line right
+        assert all(written == a + d for a, d, written in lines(problem.procedure()))
+
+
+def test_the_report_shows_parameter_space_term_sizes_when_a_run_logged_them():
+    from benchmarks.testbed.report import _terms_table
+
+    history = [{"step": s, "srft/w_sft": 0.4, "srft/param_grad_sft": 1.0, "srft/param_grad_demo_rl": 0.5,
+                "srft/param_grad_rollout": 0.25, "grad_norm": 2.0} for s in range(1, 21)]
+    plain = [{k: v for k, v in h.items() if "param_grad" not in k} for h in history]
+    table = _terms_table({"runs": {"srft": [{"history": plain}], "srft_param_grads": [{"history": history}]}})
+    assert "parameter space" in table
+    row = next(line for line in table.splitlines() if line.startswith("| SRFT, per-term parameter gradients"))
+    assert "| 1 → 1 | 0.5 → 0.5 | 0.25 → 0.25 | 2 → 2 |" in row
+    assert "parameter space" not in _terms_table({"runs": {"srft": [{"history": plain}]}})
