@@ -45,7 +45,7 @@ def sample_completions(model, tokenizer, questions: list[str], max_new_tokens: i
     return [samples[0] for samples in responses]
 
 
-def accuracy(model, tokenizer, problems: list[Problem], max_new_tokens: int, temperature: float = 0.6,
+def accuracy(model, tokenizer, problems: list[Problem], max_new_tokens: int, temperature: float,
              examples: int = 3) -> dict:
     """Accuracy (and what the answers look like) of one sample per problem at `temperature` (0: greedy)."""
     completions = sample_completions(model, tokenizer, [p.question for p in problems], max_new_tokens, temperature)

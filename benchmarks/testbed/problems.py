@@ -53,6 +53,8 @@ class Problem:
         probability (`17+5=12`), and the chain goes on from the wrong partial sum, so the boxed answer is wrong too.
         Demonstrations use `carry_slip=0`: correct on every line.
         """
+        if carry_slip and rng is None:
+            raise ValueError("a sloppy solution (carry_slip > 0) needs the teacher's random generator `rng`")
         lines, total = [], self.terms[0]
         for term in self.terms[1:]:
             new = total + term
