@@ -19,7 +19,7 @@ class TestbedSettings:
     id_terms: tuple[int, ...] = (4, 5)  # in-distribution family, alternating lengths: partly competent
     zero_terms: tuple[int, ...] = (6,)  # the ~0% family: trained on, one term beyond the base's pre-training
     ood_terms: tuple[int, ...] = (7,)  # never trained on by any method: one term longer than the ~0% family
-    test_size: int = 500  # per family: standard error <= 2.3 points at 50%
+    test_size: int = 500  # per family: standard error <= 2.2 points (2.24 at 50%)
     val_size: int = 200  # per trained family, used only to choose learning rates
     steps: int = 100  # optimiser steps, every method
     prompts_per_step: int = 8  # problems per step, every method (half ID, half ~0% family)
