@@ -24,7 +24,6 @@ import signal
 import sys
 from typing import Callable, Sequence
 
-from .shipped import accelerate_config_path, shipped_accelerate_configs
 
 COMMANDS = {
     "train": "train from a recipe (YAML): SRFT, GRPO, LUFFY, SFT, SFT-KL, ...",
@@ -60,49 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------
 
 
-def resolve_accelerate_config(launch_args: list[str]) -> list[str]:
-    """Turn `--accelerate_config NAME|PATH` into `--config_file PATH` for `accelerate launch`.
-
-    A path, or a name shipped with this package (`srft_trl.shipped.accelerate_config_path`: `fsdp2`
-    is always ours), else a name TRL ships (`multi_gpu`, `zero2`, ...: TRL's own resolver).
-    """
-    if "--accelerate_config" in launch_args:
-        index = launch_args.index("--accelerate_config")
-        value = launch_args[index + 1] if index + 1 < len(launch_args) else None
-        try:
-            ours = accelerate_config_path(value) if value is not None else None
-        except ValueError:
-            ours = None  # not a file nor one of ours: TRL's names (multi_gpu, zero2, ...) below
-        if ours is not None:
-            return ["--config_file", str(ours)] + launch_args[:index] + launch_args[index + 2 :]
-    from trl.cli.accelerate_config import resolve_accelerate_config_argument
-
-    try:
-        return resolve_accelerate_config_argument(launch_args)
-    except ValueError as error:
-        raise ValueError(f"{error} This package ships: {', '.join(shipped_accelerate_configs())}.") from None
-
-
-def _num_processes(launch_args: Sequence[str]) -> int:
-    for flag in ("--num_processes", "--num-processes"):
-        if flag in launch_args[:-1]:
-            return int(launch_args[list(launch_args).index(flag) + 1])
-    return 1
-
-
-def cpu_processes(launch_args: list[str]) -> list[str]:
-    """On a machine without a GPU, `--num_processes N` (N > 1) and no config file: start N real
-    processes over gloo with the shipped `cpu_2proc` config (`distributed_type: MULTI_GPU`,
-    `use_cpu: true`). accelerate's own CPU path (`--cpu`, `MULTI_CPU`) would quietly start one."""
-    import torch
-
-    if "--config_file" in launch_args or _num_processes(launch_args) <= 1 or torch.cuda.is_available():
-        return launch_args
-    print(f"srft-trl: no GPU: {_num_processes(launch_args)} processes on the CPU over gloo (accelerate config "
-          "cpu_2proc)", flush=True)
-    return ["--config_file", str(accelerate_config_path("cpu_2proc")), *launch_args]
-
-
 def train(argv: Sequence[str]) -> int:
     """`srft-trl train`: in this process, or through `accelerate launch -m srft_trl.train`.
 
@@ -111,6 +67,7 @@ def train(argv: Sequence[str]) -> int:
     """
     from . import recipes
     from . import train as train_module
+    from .launch import launch_arguments
 
     argv = list(argv)
     if "-h" in argv or "--help" in argv or "--help-all" in argv:
@@ -121,10 +78,8 @@ def train(argv: Sequence[str]) -> int:
             train_module.run(args)
             return 0
         train_module.start_point(args)  # an output_dir that holds another run fails here, not in N processes
-        launch = cpu_processes(resolve_accelerate_config(args.launch))
-    except (recipes.RecipeError, ValueError) as error:  # ValueError: resolve_accelerate_config's unknown names
-        if not isinstance(error, recipes.RecipeError) and "accelerate" not in str(error):
-            raise
+        launch = launch_arguments(args)  # config, processes, precision, port, optional dependencies: checked here
+    except recipes.RecipeError as error:
         print(f"srft-trl train: error: {error}", file=sys.stderr)
         return 2
 

@@ -91,11 +91,15 @@ def generate(
     seeds: Sequence[int] | None = None,
     progress: bool = False,
     desc: str = "generating",
+    synced_gpus: bool = False,
 ) -> list[list[str]]:
     """`num_samples` responses per prompt (rendered text or token ids), special tokens removed.
 
     `batch_size` is the most sequences per `generate` call. Without `seeds`, prompts are batched
     under `seed`; with `seeds` (one per prompt), each prompt is generated alone under its own.
+    `synced_gpus`: every process of a sharded model (FSDP, ZeRO-3) keeps stepping until all are done, as
+    each forward pass gathers parameters collectively (transformers' `generate(synced_gpus=True)`); every
+    process must then call with the same prompts.
     """
     import torch
     from tqdm.auto import tqdm
@@ -123,7 +127,7 @@ def generate(
             configs[count] = generation_config(model, tokenizer, temperature=temperature, top_p=top_p,
                                                max_new_tokens=max_new_tokens, num_return_sequences=count)
         output = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
-                                generation_config=configs[count])
+                                generation_config=configs[count], synced_gpus=synced_gpus)
         return tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
 
     was_training = model.training
@@ -154,12 +158,12 @@ def generate(
 
 
 def heldout_responses(model, tokenizer, dataset, *, max_new_tokens: int, temperature: float = 0.6,
-                      batch_size: int = 64, seed: int = 0) -> list[str]:
+                      batch_size: int = 64, seed: int = 0, synced_gpus: bool = False) -> list[str]:
     """One response per `dataset` row, to the row's own `prompt` (with the system prompt the model
     is trained with)."""
     prompts = [render_prompt(tokenizer, p) for p in dataset["prompt"]]
     responses = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                         batch_size=batch_size, seed=seed)
+                         batch_size=batch_size, seed=seed, synced_gpus=synced_gpus)
     return [samples[0] for samples in responses]
 
 
@@ -179,9 +183,9 @@ def accuracy_of(responses: Sequence[str], solutions: Sequence[str], grader: str 
 
 
 def heldout_accuracy(model, tokenizer, dataset, *, max_new_tokens: int, grader: str = "oat", temperature: float = 0.6,
-                     batch_size: int = 64, seed: int = 0) -> float:
+                     batch_size: int = 64, seed: int = 0, synced_gpus: bool = False) -> float:
     """Fraction of `dataset` rows (`prompt`, `solution`) answered correctly according to `grader`
     (`heldout_responses` graded by `accuracy_of`)."""
     responses = heldout_responses(model, tokenizer, dataset, max_new_tokens=max_new_tokens, temperature=temperature,
-                                  batch_size=batch_size, seed=seed)
+                                  batch_size=batch_size, seed=seed, synced_gpus=synced_gpus)
     return accuracy_of(responses, dataset["solution"], grader)

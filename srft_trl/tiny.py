@@ -82,8 +82,10 @@ def tiny_config(tokenizer, **overrides):
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        # Head size 32 (64 / 2): vLLM's CPU attention refuses a head size of 16, and the tiny model must run every
+        # generation path. Grouped-query attention (2 query heads per key/value head) as in Qwen2.5.
+        num_attention_heads=2,
+        num_key_value_heads=1,
         max_position_embeddings=1024,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,
@@ -141,9 +143,22 @@ def save_tiny_model(path: str | os.PathLike, *, seed: int = 0, **model_kwargs) -
     return path
 
 
+# The fields that make a saved tiny model the one `tiny_config` describes today.
+_SHAPE_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                 "num_key_value_heads", "tie_word_embeddings")
+
+
 def ensure_tiny_model(path: str | os.PathLike, *, seed: int = 0, **model_kwargs) -> Path:
-    """Return `path`, building the tiny model there first if no model is saved there yet."""
+    """Return `path`, building the tiny model there first if no model is saved there yet, or if the one saved there
+    has another shape than `tiny_config` gives today (a cache left by an older version)."""
+    import json
+
     path = Path(path)
-    if not (path / "config.json").is_file():
-        save_tiny_model(path, seed=seed, **model_kwargs)
+    config_file = path / "config.json"
+    if config_file.is_file():
+        saved = json.loads(config_file.read_text())
+        wanted = tiny_config(build_tiny_tokenizer(), **model_kwargs).to_dict()
+        if all(saved.get(name) == wanted.get(name) for name in _SHAPE_FIELDS):
+            return path
+    save_tiny_model(path, seed=seed, **model_kwargs)
     return path

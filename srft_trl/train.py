@@ -11,6 +11,7 @@ when the recipe or the command line names launcher options.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -22,11 +23,12 @@ import torch
 from transformers import AutoTokenizer
 from trl import get_peft_config, get_quantization_config
 
-from . import data
+from . import cpu_fsdp, data
 from .callbacks import CompleteCheckpointCallback, ModelCardInCheckpointCallback
 from .checkpoints import RUN_RECIPE, OutputDirConflict, last_complete_checkpoint, remove_checkpoints, resume_point
 from .files import atomic_write_text
 from .generation import heldout_accuracy
+from .launch import check_optional_dependencies
 from .model_card import final_metrics, install_model_card
 from .models import model_init_kwargs, prepare_model_path
 from .recipes import NOT_RUN_IDENTITY, ParsedArgs, RecipeError, ScriptArguments, parse_args, recipe_text, short_help
@@ -98,9 +100,27 @@ def build_trainer(args: ParsedArgs, model_path: str, tokenizer, train_dataset):
     return trainer_class(train_dataset=data.to_sft_rows(train_dataset), **common)
 
 
+@contextlib.contextmanager
+def model_for_generation(trainer):
+    """The model being trained, ready for `generate` under any sharding: ZeRO-3's partitioned parameters gathered
+    (TRL's `unwrap_model_for_generation`, the ecosystem's way); FSDP2's are gathered layer by layer by its hooks."""
+    from trl.models import unwrap_model_for_generation
+
+    with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator,
+                                     gather_deepspeed3_params=True) as model:
+        yield model
+
+
+def sharded_generation(trainer) -> bool:
+    """Whether generating needs every process in step (`synced_gpus`): a sharded model's forward is collective."""
+    kind = getattr(trainer.accelerator.distributed_type, "name", "")
+    return trainer.accelerator.num_processes > 1 and kind in ("FSDP", "DEEPSPEED")
+
+
 def run(args: ParsedArgs) -> dict[str, Any]:
     """Train as the recipe says; return the final metrics."""
     script, training, model_args = args.script, args.training, args.model
+    check_optional_dependencies(args)
     if script.torch_num_threads:
         torch.set_num_threads(script.torch_num_threads)
     is_main = training.process_index == 0
@@ -125,7 +145,12 @@ def run(args: ParsedArgs) -> dict[str, Any]:
     if heldout is not None and script.eval_limit is not None:
         heldout = heldout.select(range(min(script.eval_limit, len(heldout))))
 
+    cpu_fsdp.enable_fsdp_on_cpu()  # a no-op unless FSDP was asked for on a machine without a GPU
     trainer = build_trainer(args, model_path, tokenizer, train_dataset)
+    try:
+        cpu_fsdp.check_distributed_type(trainer.accelerator)
+    except cpu_fsdp.DistributedTypeMismatch as error:
+        raise RecipeError(str(error)) from None
     print(
         f"[srft-trl] process {training.process_index} of {training.world_size}: trainer={script.trainer} "
         f"train_rows={len(train_dataset)} device={trainer.accelerator.device}",
@@ -139,9 +164,11 @@ def run(args: ParsedArgs) -> dict[str, Any]:
         evaluate = functools.partial(
             heldout_accuracy, tokenizer=tokenizer, dataset=heldout, max_new_tokens=budget, grader="oat",
             temperature=script.eval_temperature, batch_size=script.eval_generation_batch_size, seed=training.seed,
+            synced_gpus=sharded_generation(trainer),
         )
         # Every process evaluates (a sharded model needs all of them); the same seed gives the same samples.
-        extra["heldout_accuracy_before"] = evaluate(trainer.model)
+        with model_for_generation(trainer) as model:
+            extra["heldout_accuracy_before"] = evaluate(model)
         say(f"held-out accuracy before training: {extra['heldout_accuracy_before']:.3f} ({len(heldout)} problems)")
 
     # The recipe.yaml written above already holds the command-line overrides: replaying it needs no flags.
@@ -156,12 +183,16 @@ def run(args: ParsedArgs) -> dict[str, Any]:
     if resume:
         say(f"resuming from {resume}")
     result = trainer.train(resume_from_checkpoint=resume)
+    if training.world_size > 1 or cpu_fsdp.launcher_asked_for():
+        print(f"[srft-trl] process {training.process_index}: {trainer.accelerator.distributed_type.name}, "
+              f"{cpu_fsdp.sharding_summary(trainer.model_wrapped)}", flush=True)
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
 
     if evaluate is not None:
-        extra["heldout_accuracy_after"] = evaluate(trainer.model)
+        with model_for_generation(trainer) as model:
+            extra["heldout_accuracy_after"] = evaluate(model)
         say(
             f"held-out accuracy before: {extra['heldout_accuracy_before']:.3f} / "
             f"after: {extra['heldout_accuracy_after']:.3f} "

@@ -46,6 +46,7 @@ from .losses import (
     self_rollout_loss,
     sft_loss,
 )
+from . import vllm_cpu
 from .upstream_noise import TiedWeightsResumeMixin
 
 logger = get_logger(__name__)
@@ -135,22 +136,24 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         if args.uses_demos:
             self._check_supported(tools, rollout_func, environment_factory, args)
             self._check_dataset(train_dataset, args)
-        super().__init__(
-            model,
-            reward_funcs,
-            args=args,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=processing_class,
-            reward_processing_classes=reward_processing_classes,
-            callbacks=callbacks,
-            optimizers=optimizers,
-            quantization_config=quantization_config,
-            peft_config=peft_config,
-            tools=tools,
-            rollout_func=rollout_func,
-            environment_factory=environment_factory,
-        )
+        with vllm_cpu.engine_dtype(args, lambda: self.model.dtype):  # the loaded model's, when vLLM is built
+            super().__init__(
+                model,
+                reward_funcs,
+                args=args,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=processing_class,
+                reward_processing_classes=reward_processing_classes,
+                callbacks=callbacks,
+                optimizers=optimizers,
+                quantization_config=quantization_config,
+                peft_config=peft_config,
+                tools=tools,
+                rollout_func=rollout_func,
+                environment_factory=environment_factory,
+            )
+        vllm_cpu.install_cpu_weight_sync(self)  # a no-op unless vLLM generates colocated on a CPU
         if args.uses_demos and self._is_vlm:
             raise ValueError("SRFTTrainer supports text-only models; demonstrations for vision-language models are not supported.")
         self._srft_slots: list[DemoSlot | None] | None = None  # demo slots of the generation batch in flight

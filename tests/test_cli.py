@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from srft_trl import cli
+from srft_trl import launch as srft_launch
 from srft_trl.checkpoints import COMPLETE_MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,14 +102,14 @@ def test_train_hands_launcher_options_to_accelerate(monkeypatch, tmp_path):
 
 
 def test_accelerate_config_names(tmp_path):
-    assert cli.resolve_accelerate_config(["--accelerate_config", "fsdp2", "--num_processes", "4"]) == [
+    assert srft_launch.resolve_accelerate_config(["--accelerate_config", "fsdp2", "--num_processes", "4"]) == [
         "--config_file", str(ROOT / "srft_trl" / "resources" / "recipes" / "accelerate" / "fsdp2.yaml"),
         "--num_processes", "4"]
     path = tmp_path / "mine.yaml"
     path.write_text("distributed_type: 'NO'\n")
-    assert cli.resolve_accelerate_config(["--accelerate_config", str(path)]) == ["--config_file", str(path)]
+    assert srft_launch.resolve_accelerate_config(["--accelerate_config", str(path)]) == ["--config_file", str(path)]
     with pytest.raises(ValueError, match="nonexistent"):
-        cli.resolve_accelerate_config(["--accelerate_config", "nonexistent"])
+        srft_launch.resolve_accelerate_config(["--accelerate_config", "nonexistent"])
 
 
 def test_train_rejects_a_typo_naming_it(tmp_path, capsys):

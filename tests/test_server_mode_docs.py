@@ -15,6 +15,7 @@ import yaml
 from trl.scripts.vllm_serve import ScriptArguments, build_command
 
 from srft_trl import cli
+from srft_trl import launch as srft_launch
 from srft_trl.shipped import accelerate_config_path, recipe_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +129,7 @@ def test_server_mode_train_commands_parse_and_keep_the_batch():
     for source, env, argv in commands:
         options = flags(argv)
         assert recipe_path(options["--config"]).is_file() and accelerate_config_path(options["--accelerate_config"])
-        launch = cli.resolve_accelerate_config(["--accelerate_config", options["--accelerate_config"]])
+        launch = srft_launch.resolve_accelerate_config(["--accelerate_config", options["--accelerate_config"]])
         assert Path(launch[1]).parent.name == "accelerate" and "trl" not in Path(launch[1]).parts
         args = parse_args(argv)
         training = args.training

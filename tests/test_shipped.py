@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from srft_trl import cli, shipped
+from srft_trl import launch as srft_launch
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGED = ROOT / "srft_trl" / "resources" / "recipes"
@@ -50,7 +51,7 @@ def test_accelerate_names_mean_this_projects_files(typed, tmp_path, monkeypatch)
     path = shipped.accelerate_config_path(typed)
     assert path.resolve() == (PACKAGED / "accelerate" / "fsdp2.yaml").resolve()
     # `srft-trl train --accelerate_config fsdp2`: ours, never TRL's file of the same name.
-    launch = cli.resolve_accelerate_config(["--accelerate_config", typed, "--num_processes", "8"])
+    launch = srft_launch.resolve_accelerate_config(["--accelerate_config", typed, "--num_processes", "8"])
     assert Path(launch[1]).resolve() == path.resolve() and "trl" not in Path(launch[1]).parts
     assert launch[2:] == ["--num_processes", "8"]
 
@@ -60,7 +61,7 @@ def test_unknown_accelerate_config_names_ours_and_trls(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"shipped: cpu_2proc, ddp, fsdp2"):
         shipped.accelerate_config_path("fsdp")
     with pytest.raises(ValueError, match=r"fsdp.*This package ships: .*fsdp2"):
-        cli.resolve_accelerate_config(["--accelerate_config", "fsdp"])
+        srft_launch.resolve_accelerate_config(["--accelerate_config", "fsdp"])
     # Names only TRL ships still reach TRL's resolver.
-    launch = cli.resolve_accelerate_config(["--accelerate_config", "zero2"])
+    launch = srft_launch.resolve_accelerate_config(["--accelerate_config", "zero2"])
     assert Path(launch[1]).name == "zero2.yaml" and "trl" in Path(launch[1]).parts
