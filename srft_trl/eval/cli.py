@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--rope-theta", type=float, default=None,
                         help="set the RoPE base at load time (with --max-model-len, also the position window); "
                              "the paper's Qwen2.5-Math-7B extension is --rope-theta 40000 --max-model-len 16384")
-    engine.add_argument("--gpu-memory-utilization", type=float, default=None, help="vLLM")
+    engine.add_argument("--gpu-memory-utilization", type=float, default=None,
+                        help="vLLM: fraction of GPU memory (default 0.9), or of RAM on a CPU-only machine (default 0.05)")
     engine.add_argument("--enforce-eager", action="store_true", default=None, help="vLLM: no CUDA graphs")
     engine.add_argument("--chunk-size", type=int, default=None, help="vLLM: prompts per submitted chunk (cache granularity)")
     engine.add_argument("--dtype", default=None, help="auto, bfloat16, float16, float32")
