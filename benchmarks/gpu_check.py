@@ -213,7 +213,8 @@ def trainer_embedding(trainer):
 def vllm_embedding(trainer):
     """The embedding the colocated vLLM engine generates with (vocabulary rows only: vLLM pads them)."""
     runner = trainer.vllm_generation.llm.llm_engine.model_executor.driver_worker.model_runner
-    return runner.get_model().get_input_embeddings().weight.detach().float().cpu().clone()
+    weight = dict(runner.get_model().named_parameters())["model.embed_tokens.weight"]  # vLLM's name, as TRL sends it
+    return weight.detach().cpu().clone()  # in the engine's own dtype
 
 
 def watch_vllm_sync(trainer) -> dict:
@@ -234,7 +235,7 @@ def watch_vllm_sync(trainer) -> dict:
 
 def vllm_sync_checks(trainer, record: dict, *, steps: int, trained_embedding: bool) -> dict:
     """That vLLM generated with the trained weights, not merely that it was called: a sync before every step's
-    generation, and the engine's embedding equal (to its dtype's rounding) to what the trainer held at the last sync;
+    generation, and the engine's embedding equal (in the engine's dtype) to what the trainer held at the last sync;
     for a full fine-tune also that it moved away from the initial weights (else the comparison proves nothing)."""
     import torch
 
@@ -242,10 +243,11 @@ def vllm_sync_checks(trainer, record: dict, *, steps: int, trained_embedding: bo
     if record["sent"] is None:
         return {**checks, "vllm_weights_match_trainer": False}
     engine = vllm_embedding(trainer)[: record["sent"].shape[0]]
-    tolerance = 2.0 ** -7 * record["sent"].abs() + 1e-6  # bf16 rounding of an fp32 weight, at most
-    checks["vllm_weights_match_trainer"] = bool(((engine - record["sent"]).abs() <= tolerance).all())
+    # Loading casts to the engine's dtype (round to nearest): the same cast of what was sent must match bit for bit.
+    sent, initial = (record[key].to(engine.dtype) for key in ("sent", "initial"))
+    checks["vllm_weights_match_trainer"] = torch.equal(engine, sent)
     if trained_embedding:
-        checks["vllm_weights_moved"] = not torch.equal(engine, record["initial"][: engine.shape[0]])
+        checks["vllm_weights_moved"] = not torch.equal(engine, initial)
     return checks
 
 

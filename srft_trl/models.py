@@ -143,4 +143,13 @@ def model_init_kwargs(training, model_args) -> dict[str, Any]:
         dtype=model_args.dtype,
     )
     kwargs.update(training.model_init_kwargs or {})
+    kwargs.setdefault("use_kernels", False)  # see NO_HUB_KERNELS
     return kwargs
+
+
+# transformers >= 5.2x loads with `use_kernels=True` unless told otherwise, and a CUDA model's first `train()` then
+# fetches kernels from the Hub (`kernels-community/rotary`, ...): code downloaded at training time, and on an offline
+# GPU machine a crash at step 0 ("... is not available in the local cache and Hugging Face Hub is in offline mode";
+# found by benchmarks.gpu_check on an H200). srft-trl loads models without them unless `model_init_kwargs` asks for
+# them (`use_kernels: true`). CPU runs never fetch them.
+NO_HUB_KERNELS = {"use_kernels": False}

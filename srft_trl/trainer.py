@@ -47,6 +47,7 @@ from .losses import (
     sft_loss,
 )
 from . import vllm_cpu
+from .models import NO_HUB_KERNELS
 from .upstream_noise import TiedWeightsResumeMixin
 
 logger = get_logger(__name__)
@@ -136,6 +137,8 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         if args.uses_demos:
             self._check_supported(tools, rollout_func, environment_factory, args)
             self._check_dataset(train_dataset, args)
+        if isinstance(model, str) and isinstance(args.model_init_kwargs, (dict, type(None))):
+            args.model_init_kwargs = {**NO_HUB_KERNELS, **(args.model_init_kwargs or {})}  # unless asked for
         with vllm_cpu.engine_dtype(args, lambda: self.model.dtype):  # the loaded model's, when vLLM is built
             super().__init__(
                 model,

@@ -171,7 +171,7 @@ def test_server_generation_splices_demonstrations_into_each_group(vllm_server, t
     monkeypatch.setattr(VLLMClient, "generate", recording_generate)
     tokenizer = AutoTokenizer.from_pretrained(model)
     args = SRFTConfig(output_dir=str(tmp_path / "out"), num_generations=4, per_device_train_batch_size=8,
-                      max_completion_length=24, max_steps=1, learning_rate=1e-3, logging_steps=1, report_to=[],
+                      max_completion_length=40, max_steps=1, learning_rate=1e-3, logging_steps=1, report_to=[],
                       use_cpu=True, bf16=False, save_strategy="no", seed=0, use_vllm=True, vllm_mode="server",
                       vllm_server_base_url=client.base_url, vllm_importance_sampling_correction=True,
                       model_init_kwargs={"dtype": "float32"})
@@ -184,7 +184,7 @@ def test_server_generation_splices_demonstrations_into_each_group(vllm_server, t
     history = [entry for entry in trainer.state.log_history if "loss" in entry]
     # A rollout attributed to another row's prompt would score very differently under the trainer: in sync here.
     assert history[0]["sampling/sampling_logp_difference/max"] < IN_SYNC
-    assert history[0]["srft/reward_demo"] == 1.0
+    assert history[0]["srft/demos_dropped"] == 0 and history[0]["srft/reward_demo"] == 1.0
 
 
 # ------------------------------------------------------------------ the evaluation backend on vLLM CPU
@@ -207,3 +207,20 @@ def test_eval_with_the_vllm_backend_on_cpu(tmp_path):
     rows = [json.loads(line) for line in (out / "math500.jsonl").read_text().splitlines()]
     assert items >= 3 and len(rows) == 2 * items  # two samples per problem, each a generated (possibly empty) text
     assert all(isinstance(row["sample"], str) and row["status"] for row in rows)
+
+
+# ------------------------------------------------------------------ benchmarks.gpu_check's vLLM checks, for real
+
+
+@pytest.mark.parametrize("mode", ["synced", "stale"])
+def test_gpu_check_fails_a_vllm_part_whose_weights_did_not_sync(mode, tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "tests" / "gpu_check_vllm_run.py"), str(tmp_path), mode],
+                            cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result.returncode == 0 and lines, (result.stdout + result.stderr)[-6000:]
+    checks = json.loads(lines[-1][len("RESULT "):])
+    assert checks["vllm_synced_every_step"] and checks["demos_spliced"]
+    if mode == "synced":
+        assert all(checks.values()), checks
+    else:  # the engine kept its initial weights: the part fails although vLLM was called and the sync "ran"
+        assert not checks["vllm_weights_match_trainer"] and not checks["vllm_weights_moved"], checks

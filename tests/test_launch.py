@@ -151,3 +151,22 @@ def test_a_single_machine_run_gets_a_free_port_and_a_multinode_one_keeps_its_own
     assert 1024 < port < 65536 and port != 29500
     assert srft_launch.with_free_port(["--main_process_port", "1234"], {}) == ["--main_process_port", "1234"]
     assert srft_launch.with_free_port([], {"num_machines": 2, "main_process_port": 29500}) == []
+
+
+def test_models_load_without_hub_kernels_unless_asked(tiny_model_dir, tmp_path):
+    """transformers loads with `use_kernels=True` by default, and a CUDA model's first `train()` then fetches kernels
+    from the Hub (a crash offline, found on an H200): the CLI and `SRFTTrainer(model="id")` load without them."""
+    from srft_trl.models import model_init_kwargs
+    from srft_trl.recipes import parse_args
+
+    args = parse_args(["--config", "srft_tiny_cpu", "--output_dir", str(tmp_path / "o")])
+    assert model_init_kwargs(args.training, args.model)["use_kernels"] is False
+    args.training.model_init_kwargs = {"use_kernels": True}
+    assert model_init_kwargs(args.training, args.model)["use_kernels"] is True  # a recipe can ask for them
+
+    from helpers import arithmetic_dataset, boxed_reward, config
+    from srft_trl import SRFTTrainer
+
+    trainer = SRFTTrainer(model=str(tiny_model_dir), reward_funcs=boxed_reward, args=config(tmp_path),
+                          train_dataset=arithmetic_dataset())
+    assert trainer.args.model_init_kwargs["use_kernels"] is False and trainer.model.use_kernels is False

@@ -29,3 +29,21 @@ def test_quick_step_cost_benchmark_writes_report(tmp_path, monkeypatch):
     report = (tmp_path / "report.md").read_text()
     assert "GRPO" in report and "SRFT" in report
     assert (tmp_path / "step_cost_quick.md").is_file()
+
+
+def test_vllm_colocate_summary_and_report_from_recorded_steps():
+    """`benchmarks.perf.vllm_colocate`'s arithmetic (the runs themselves need vLLM: tests/test_gpu_paths.py's
+    environment; the committed figure is in benchmarks/results/perf/vllm_colocate.md)."""
+    from benchmarks.perf import vllm_colocate
+
+    def run(method, wall, generate):
+        steps = [{"wall": 9.0, "cpu": 9.0, "generate": 9.0, "sync": 9.0}]  # a warm-up step, left out
+        steps += [{"wall": wall, "cpu": wall / 2, "generate": generate, "sync": 0.01}] * 3
+        return {"method": method, "steps": steps, "rows": 8, "rollout_rows": 6 if method == "srft" else 8}
+
+    summary = vllm_colocate.summarise([run("grpo", 0.4, 0.3), run("srft", 0.3, 0.15)], warmup=1)
+    assert summary["grpo"]["wall_s"] == 0.4 and summary["grpo"]["generation_share"] == 0.75
+    assert summary["srft"]["rollout_rows"] == 6 and summary["srft"]["generation_share"] == 0.5
+    assert summary["srft_over_grpo"] == {"wall": 0.75, "cpu": 0.75, "generate": 0.5}
+    text = vllm_colocate.render({"summary": summary, "command": "c", "machine": "m", "seconds": 1, "warmup": 1})
+    assert "| srft | 8 / 6 | 0.3 |" in text and "step wall 0.75x" in text
