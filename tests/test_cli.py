@@ -77,6 +77,7 @@ def test_tiny_recipe_end_to_end_in_one_process(tiny_model_dir, tmp_path):
 def test_tiny_recipe_in_two_cpu_processes(tiny_model_dir, tmp_path):
     out = tmp_path / "run2"
     command = [str(BIN / "accelerate"), "launch", "--config_file", str(ROOT / "recipes/accelerate/cpu_2proc.yaml"),
+               "--main_process_port", str(srft_launch.free_port()),  # not 29500: other jobs may hold it
                "-m", "srft_trl.train", *_small_run(tiny_model_dir, out, eval_limit=4)]
     result = _run(command, tmp_path)
     output = result.stdout + result.stderr
