@@ -15,7 +15,8 @@ The subclass is glue over five narrow overrides, each calling the parent:
 * `_compute_loss`: the parent computes its GRPO loss on the rollouts (with `w_RL` folded into the
   advantages, or zero advantages when Eq. 12 replaces it); the SRFT terms are added, each reduced over
   its own samples (`term_normalization="per_term"`, counts fixed per generation batch and attached by
-  `_generate_and_score_completions`) or with the parent's normaliser for `loss_type` (`"shared"`).
+  `_generate_and_score_completions`), with the parent's normaliser for `loss_type` (`"shared"`), or per
+  micro-batch as the public verl code does (`"verl"`: policy token sum / L, SFT demonstration-token mean).
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from .config import SRFTConfig
 from .demos import DemoSlot, demo_slot_mask, tokenize_demo, validate_rows
 from .losses import (
     aggregate,
+    aggregate_micro_batch,
     aggregate_own,
     demo_rl_loss,
     entropy_weight,
     logp_gradient_sq_norm,
     masked_mean,
+    micro_batch_normalizer,
     parameter_gradient_norm,
     own_normalizer,
     parent_normalizer,
@@ -367,7 +370,7 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         rollout_mask = mask * (kinds == ROLLOUT).unsqueeze(1)
         correct = inputs["srft_correct"] & (kinds == ROLLOUT)
         advantages = inputs["advantages"]
-        reduce = self._term_reducers(inputs, mask)
+        reduce = self._term_reducers(inputs, mask, demo_mask)
         parent_inputs = dict(inputs)
         forward = {}
 
@@ -449,11 +452,11 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             max_weight=args.max_entropy_weight,
         )
 
-    def _term_reducers(self, inputs, mask) -> dict:
+    def _term_reducers(self, inputs, mask, demo_mask) -> dict:
         """How each term is reduced to a scalar under `term_normalization` (see `SRFTConfig.term_normalization`).
 
         Returns a reducer per term (`"sft"`, `"demo_rl"`, `"rollout"`) and `"rollout_grpo_scale"`, the factor that
-        moves the parent's GRPO loss from its normaliser to the rollouts' own (1.0 unless `"per_term"`).
+        moves the parent's GRPO loss from its normaliser to the term's (1.0 for `"shared"` and `"sft_token_mean"`).
         """
         args = self.args
         schedule = dict(
@@ -477,6 +480,18 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             return {"sft": shared, "demo_rl": shared, "rollout": shared, "rollout_grpo_scale": 1.0}
         if args.term_normalization == "sft_token_mean":
             return {"sft": own("demo", "dapo"), "demo_rl": shared, "rollout": shared, "rollout_grpo_scale": 1.0}
+        if args.term_normalization == "verl":  # per micro-batch, as HPT's and LUFFY's verl actors
+            length, training = self.max_completion_length, self.model.training
+            accumulation = dict(gradient_accumulation_steps=self.current_gradient_accumulation_steps, training=training)
+            policy = micro_batch_normalizer(mask, "policy", max_completion_length=length, **accumulation)
+            sft = micro_batch_normalizer(demo_mask, "token_mean", max_completion_length=length, **accumulation)
+            parent = parent_normalizer(mask, self.loss_type, **schedule)  # dr_grpo: rows * L * accumulation
+            return {
+                "sft": lambda per_token_loss: aggregate_micro_batch(per_token_loss, demo_mask, sft),
+                "demo_rl": lambda per_token_loss: aggregate_micro_batch(per_token_loss, mask, policy),
+                "rollout": lambda per_token_loss: aggregate_micro_batch(per_token_loss, mask, policy),
+                "rollout_grpo_scale": parent / policy.to(parent.device),
+            }
         shared_normalizer = parent_normalizer(
             mask, self.loss_type, num_items_in_batch=inputs.get("num_items_in_batch"), **schedule
         )
