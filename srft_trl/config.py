@@ -97,7 +97,7 @@ _CHOICES = {
     "rl_weighting": ("entropy", "constant"),
     "entropy_granularity": ("token", "sequence", "batch"),
     "demo_rl": ("prob", "shaped", "off"),
-    "rollout_loss": ("srft", "grpo"),
+    "rollout_loss": ("srft", "grpo", "off"),
     "demo_overlength": ("drop", "truncate"),
     "term_normalization": ("per_term", "shared", "sft_token_mean", "verl"),
 }
@@ -175,7 +175,9 @@ class SRFTConfig(GRPOConfig):
             Loss on the on-policy rollouts. `"srft"`: Eq. 12 literally, `w_RL * NLL(y+) + log pi(y-)`: correct
             rollouts (total reward >= `correct_reward_threshold`) have their likelihood raised with weight `w_RL`,
             incorrect ones have theirs pushed down with weight 1. `"grpo"`: the GRPO loss configured by `loss_type`
-            and the other GRPO fields, with rows of positive advantage scaled by `w_RL`.
+            and the other GRPO fields, with rows of positive advantage scaled by `w_RL`. `"off"`: no loss on the
+            rollouts (they are still generated and scored, so they set the demonstration's group baseline): an
+            imitation-only control with the demonstration terms alone.
         rl_weighting (`str`, *optional*, defaults to the `method` preset, `"entropy"` for `"srft"`):
             `"entropy"`: `w_RL = rl_coef * stop_grad(exp(H))` (Eq. 12), so the positive-sample pull weakens as the
             policy becomes certain, which keeps entropy from collapsing. `"constant"`: `w_RL = rl_coef`.
@@ -235,7 +237,11 @@ class SRFTConfig(GRPOConfig):
             but understates a term whose per-token gradients all point the same way (SFT raises every demonstration
             token) against terms whose signs mix and partly cancel in parameter space (the RL terms): on the testbed
             the SFT term is the smallest of the three in log-probability space (0.020 against 0.061 and 0.027) and
-            the largest in parameter space (1.05 against 0.92 and 0.93). Not
+            the largest in parameter space (1.05 against 0.92 and 0.93). Also logs `srft/param_grad_total` (the norm
+            of the terms' summed gradient), `srft/param_cos_<a>_vs_<b>` (the cosine between two terms' gradients) and
+            `srft/param_cos_<term>_vs_total` (a term's cosine with the whole gradient): which terms pull together,
+            which against each other, and which one the update follows. The parent's loss counts as the `rollout`
+            term under `rollout_loss="grpo"`, and as `parent` when it carries a KL or entropy bonus. Not
             available with FSDP or DeepSpeed (sharded parameters).
         max_entropy_weight (`float` or `None`, *optional*, defaults to `None`):
             Optional upper clamp on `w_SFT` and `w_RL`. `exp(H)` can reach the vocabulary size (`H <= log V`) at
@@ -271,7 +277,7 @@ class SRFTConfig(GRPOConfig):
     shaping_gamma: float = field(default=0.1, metadata={"help": "gamma of the shaped ratio p/(p+gamma)."})
     rollout_loss: str | None = field(
         default=None,
-        metadata={"help": "Loss on rollouts: srft (Eq. 12) or grpo (TRL's GRPO loss). Preset: srft."},
+        metadata={"help": "Loss on rollouts: srft (Eq. 12), grpo (TRL's GRPO loss) or off. Preset: srft."},
     )
     rl_weighting: str | None = field(
         default=None,

@@ -357,3 +357,40 @@ def micro_batch_normalizer(
 def aggregate_micro_batch(per_token_loss: torch.Tensor, mask: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     """`sum(per_token_loss * mask) / denominator` (see `micro_batch_normalizer`)."""
     return (per_token_loss * mask.to(per_token_loss.dtype)).sum() / denominator.to(per_token_loss.device)
+
+
+def parameter_gradients(term: torch.Tensor, parameters: list[torch.Tensor]) -> torch.Tensor:
+    """`d term / d theta` over `parameters`, flattened into one float32 vector, leaving the autograd graph intact.
+
+    For `SRFTConfig.log_term_param_grad_norms` (a diagnostic: one backward pass and one parameter-sized vector per term).
+    """
+    if not term.requires_grad:
+        return torch.cat([torch.zeros(p.numel(), device=p.device) for p in parameters])
+    grads = torch.autograd.grad(term, parameters, retain_graph=True, allow_unused=True)
+    return torch.cat([(torch.zeros(p.numel(), device=p.device) if g is None else g.detach().float().flatten())
+                      for g, p in zip(grads, parameters)])
+
+
+def gradient_geometry(gradients: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Norms of each term's parameter gradient and of their sum (the total, Eq. 13's gradient), and the cosines
+    between every pair of terms and between each term and the total.
+
+    Keys: `norm/<term>`, `norm/total`, `cos/<a>/<b>` (pairs in the given order), `cos/<term>/total`. A cosine with a
+    zero vector is 0. The inputs are flattened gradients (`parameter_gradients`).
+    """
+    names = list(gradients)
+    total = torch.stack([gradients[n] for n in names]).sum(0)
+    vectors = {**gradients, "total": total}
+    norms = {n: v.norm() for n, v in vectors.items()}
+
+    def cosine(a: str, b: str) -> torch.Tensor:
+        denominator = norms[a] * norms[b]
+        return torch.where(denominator > 0, (vectors[a] @ vectors[b]) / denominator.clamp(min=1e-30),
+                           torch.zeros_like(denominator))
+
+    out = {f"norm/{n}": v for n, v in norms.items()}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            out[f"cos/{a}/{b}"] = cosine(a, b)
+        out[f"cos/{a}/total"] = cosine(a, "total")
+    return out

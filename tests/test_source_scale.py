@@ -140,3 +140,19 @@ def test_the_former_scaling_diverges_from_the_source_as_rows_grow(tmp_path, tiny
 def test_verl_normalization_needs_dr_grpo(tmp_path):
     with pytest.raises(ValueError, match="dr_grpo"):
         config(tmp_path, method="srft_hpt", loss_type="dapo")
+
+
+def test_rollout_loss_off_keeps_only_the_demonstration_terms(tmp_path, tiny_tokenizer):
+    """The imitation control (`rollout_loss="off"`): the rollouts carry no loss. Its gradient is SRFT's on the same
+    batch with every rollout made unscorable (no Eq. 12 loss), and differs from SRFT's with them."""
+    from srft_trl.trainer import UNSCORED
+
+    model = confident_model(tiny_tokenizer)
+    batch = micro_batch(8)
+    no_rollouts = {**batch, "srft_row_kind": torch.where(batch["srft_row_kind"] == ROLLOUT, UNSCORED, DEMO)}
+    off = trainer_gradient(tmp_path / "off", copy.deepcopy(model), tiny_tokenizer, batch, rollout_loss="off")
+    srft_without = trainer_gradient(tmp_path / "w", copy.deepcopy(model), tiny_tokenizer, no_rollouts)
+    srft = trainer_gradient(tmp_path / "s", copy.deepcopy(model), tiny_tokenizer, batch)
+    assert off.abs().sum() > 0
+    torch.testing.assert_close(off, srft_without)
+    assert not torch.allclose(off, srft, rtol=1e-3, atol=1e-7)

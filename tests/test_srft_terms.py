@@ -177,17 +177,33 @@ def test_parameter_space_gradient_norms_are_logged_on_request(tmp_path, tiny_tok
     t.current_gradient_accumulation_steps = 1
     output = t._generate_and_score_completions(group_batch(dataset, 2, 4))
     t._compute_loss(t.model, output)
-    first = {k: v[-1] for k, v in t._metrics["train"].items() if k.startswith("srft/param_grad_")}
-    assert set(first) == {"srft/param_grad_sft", "srft/param_grad_demo_rl", "srft/param_grad_rollout"}
-    assert all(value > 0 for value in first.values())
+    first = {k: v[-1] for k, v in t._metrics["train"].items() if k.startswith("srft/param_")}
+    terms = ("sft", "demo_rl", "rollout")
+    norms = {f"srft/param_grad_{n}" for n in terms + ("total",)}
+    cosines = {"srft/param_cos_sft_vs_demo_rl", "srft/param_cos_sft_vs_rollout", "srft/param_cos_demo_rl_vs_rollout"}
+    cosines |= {f"srft/param_cos_{n}_vs_total" for n in terms}
+    assert set(first) == norms | cosines
+    assert all(first[k] > 0 for k in norms)
+    assert all(-1.0 <= first[k] <= 1.0 for k in cosines)
+    assert first["srft/param_grad_total"] <= sum(first[f"srft/param_grad_{n}"] for n in terms) + 1e-6
     assert not any(p.grad is not None and p.grad.abs().sum() > 0 for p in t.model.parameters())  # no .grad written
+    # The total is what backward() computes: its norm equals the real gradient's.
+    t.model.zero_grad()
+    t._compute_loss(t.model, output).backward()
+    real = torch.sqrt(sum(p.grad.pow(2).sum() for p in t.model.parameters() if p.grad is not None))
+    assert t._metrics["train"]["srft/param_grad_total"][-1] == pytest.approx(real.item(), rel=1e-4)
+    t.model.zero_grad()
     t.args.sft_coef = 1.0
     t._compute_loss(t.model, output)
-    assert t._metrics["train"]["srft/param_grad_sft"][-1] == pytest.approx(2 * first["srft/param_grad_sft"], rel=1e-4)
-    assert t._metrics["train"]["srft/param_grad_rollout"][-1] == pytest.approx(first["srft/param_grad_rollout"], rel=1e-4)
+    latest = {k: v[-1] for k, v in t._metrics["train"].items() if k.startswith("srft/param_")}
+    assert latest["srft/param_grad_sft"] == pytest.approx(2 * first["srft/param_grad_sft"], rel=1e-4)
+    assert latest["srft/param_grad_rollout"] == pytest.approx(first["srft/param_grad_rollout"], rel=1e-4)
+    # A cosine between two terms does not depend on their weights; a term's cosine with the total does.
+    assert latest["srft/param_cos_sft_vs_rollout"] == pytest.approx(first["srft/param_cos_sft_vs_rollout"], abs=1e-4)
+    assert latest["srft/param_cos_sft_vs_total"] > first["srft/param_cos_sft_vs_total"]
     off = trainer(tmp_path / "off", build_tiny_model(tiny_tokenizer, seed=0), tiny_tokenizer, dataset, max_steps=1)
     off.train()
-    assert not any(k.startswith("srft/param_grad_") for h in off.state.log_history for k in h)
+    assert not any(k.startswith("srft/param_") for h in off.state.log_history for k in h)
 
 
 # --------------------------------------------------------------------------------------------- presets
