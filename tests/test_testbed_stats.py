@@ -97,3 +97,31 @@ def test_a_sweep_extends_its_grid_until_the_best_rate_is_bracketed():
     assert pick_or_extend(sweep_results(grid), FULL)[:2] == (3e-5, 1e-5)  # ties: the smaller rate
     extended = {**grid, 3e-3: 0.2, 9e-3: 0.25, 2.7e-2: 0.3}  # three extensions up already
     assert pick_or_extend(sweep_results(extended), FULL) == (2.7e-2, None, "at the upper edge")
+
+
+def test_sweeps_run_stage_by_stage_and_extend_until_bracketed(tmp_path, monkeypatch):
+    """run_sweeps with a fake trainer: SFT → RL's RL stage is swept from its SFT stage's chosen rate, and a sweep
+    whose best rate sits at the grid's edge gets the next rate beyond it until the best is bracketed."""
+    import json
+
+    import benchmarks.testbed.__main__ as study
+
+    best = {"grpo": 1e-5, "sft_half": 3e-4, "sft_grpo": 1e-4}  # the fake validation optimum of each sweep
+    calls = []
+
+    def fake_jobs(jobs, workers, failures):
+        for method, seed, lrs, path, settings, base_path in jobs:
+            calls.append((method, dict(lrs)))
+            score = 1.0 / (1.0 + abs(math.log(lrs[method] / best[method])))
+            cell = {"accuracy": score}
+            path.write_text(json.dumps({"learning_rates": lrs, "eval": {"val": {"id": cell, "zero": cell}}}))
+
+    monkeypatch.setattr(study, "_run_jobs", fake_jobs)
+    chosen, sweep, status = study.run_sweeps(FULL, ["grpo", "sft_grpo"], {}, tmp_path, tmp_path, [], run=True)
+    assert chosen == pytest.approx(best)
+    assert status == {"grpo": "bracketed", "sft_half": "bracketed", "sft_grpo": "bracketed"}
+    assert set(map(float, sweep["grpo"])) == {1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3.33e-6}  # extended down twice
+    stage2 = [lrs for method, lrs in calls if method == "sft_grpo"]
+    assert stage2 and all(lrs["sft_half"] == 3e-4 for lrs in stage2)  # after stage 1 was chosen
+    first_stage2 = next(i for i, (method, _) in enumerate(calls) if method == "sft_grpo")
+    assert all(method != "sft_half" for method, _ in calls[first_stage2:])
