@@ -144,3 +144,8 @@ def test_the_report_shows_parameter_space_term_sizes_when_a_run_logged_them():
     row = next(line for line in table.splitlines() if line.startswith("| SRFT, per-term parameter gradients"))
     assert "| 1 → 1 | 0.5 → 0.5 | 0.25 → 0.25 | — | 2 → 2 |" in row
     assert "parameter space" not in _terms_table({"runs": {"srft": [{"history": plain}]}})
+    # With the cosines logged, a table of them: which terms pull together, and which one the update follows.
+    cosines = [{**h, "srft/param_cos_sft_vs_rollout": -0.5, "srft/param_cos_rollout_vs_total": 0.75} for h in history]
+    table = _terms_table({"runs": {"srft": [{"history": plain}], "srft_param_grads": [{"history": cosines}]}})
+    row = [line for line in table.splitlines() if line.startswith("| SRFT, per-term parameter gradients")][-1]
+    assert "Cosines" in table and "| -0.5 → -0.5 |" in row and row.endswith("| 0.75 → 0.75 |")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .report import FAMILIES, bases, comparisons
-from .methods import METHODS
+from .methods import METHODS, sweep_dependencies
 from .stats import against_base, format_interval
 
 
@@ -34,7 +34,7 @@ def load(path: Path) -> dict:
             from .__main__ import method_lrs
 
             runs = {m: [r for r in rs if r["learning_rates"] == method_lrs(m, chosen)] for m, rs in runs.items()
-                    if m in METHODS and all(d in chosen for d in method_lrs.__globals__["sweep_dependencies"](m))}
+                    if m in METHODS and all(d in chosen for d in sweep_dependencies(m))}
         return {"runs": runs, "bases": found_bases}
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a study folder or a results.json")
