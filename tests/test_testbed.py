@@ -80,6 +80,15 @@ def test_quick_study_writes_results_and_resumes(tmp_path, capsys):
     assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")} == mtimes
     assert json.loads((out / "results.json").read_text())["summary"] == results["summary"]
 
+    # Re-running a finished configuration on the kept base gives the same per-problem outcomes.
+    from benchmarks.testbed.runs import run_one
+    from benchmarks.testbed.settings import QUICK
+
+    finished_path = next((out / "runs").glob("srft-*.json"))
+    finished = json.loads(finished_path.read_text())
+    again = run_one("srft", 0, finished["learning_rates"], QUICK.for_base(0), str(kept), str(tmp_path / "again.json"))
+    assert again["eval"]["test"] == finished["eval"]["test"]
+
     # A kept base whose weights no longer match their hash is a one-line error, never a silent rebuild.
     (kept / "weights.sha256").write_text("0" * 64 + "\n")
     with pytest.raises(SystemExit):
