@@ -302,8 +302,8 @@ class SRFTConfig(GRPOConfig):
         default=None,
         metadata={
             "help": "What each term of Eq. 13 is divided by: per_term (each over its own samples), shared (GRPO's "
-            "normaliser over all rows), sft_token_mean (SFT over demo tokens, RL terms shared) or verl (per micro-batch "
-            "as HPT/LUFFY: policy token sum / L, SFT demo-token mean). Preset: per_term.",
+            "normaliser over all rows), sft_token_mean (SFT over demo tokens, RL terms shared) or verl (per "
+            "micro-batch as HPT/LUFFY: policy token sum / L, SFT demo-token mean). Preset: per_term.",
         },
     )
     # GRPO fields a preset may set: re-declared with `None` so an explicit value wins (see `method`).

@@ -362,7 +362,8 @@ def aggregate_micro_batch(per_token_loss: torch.Tensor, mask: torch.Tensor, deno
 def parameter_gradients(term: torch.Tensor, parameters: list[torch.Tensor]) -> torch.Tensor:
     """`d term / d theta` over `parameters`, flattened into one float32 vector, leaving the autograd graph intact.
 
-    For `SRFTConfig.log_term_param_grad_norms` (a diagnostic: one backward pass and one parameter-sized vector per term).
+    For `SRFTConfig.log_term_param_grad_norms` (a diagnostic: one backward pass and one parameter-sized vector per
+    term).
     """
     if not term.requires_grad:
         return torch.cat([torch.zeros(p.numel(), device=p.device) for p in parameters])

@@ -110,7 +110,8 @@ def _run_jobs(jobs, workers: int, failures) -> None:
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=worker_init) as pool:
-        futures = {pool.submit(run_one, m, s, lrs, st, str(bp), str(p)): (m, s, lrs, st) for m, s, lrs, p, st, bp in jobs}
+        futures = {pool.submit(run_one, m, s, lrs, st, str(bp), str(p)): (m, s, lrs, st)
+                   for m, s, lrs, p, st, bp in jobs}
         for future in as_completed(futures):
             m, s, lrs, st = futures[future]
             where = f"{m} base {st.base.seed} seed {s} lr {lr_tag(lrs)}"
@@ -147,7 +148,8 @@ def run_sweeps(settings: TestbedSettings, methods, fixed: dict[str, float], runs
             _run_jobs(jobs, settings.workers, failures)
         for m in ready:
             done = {lr: json.loads(p.read_text()) for (mm, lr), p in paths.items() if mm == m and p.exists()}
-            sweep[m] = {f"{lr:g}": {f: v["accuracy"] for f, v in r["eval"]["val"].items()} for lr, r in sorted(done.items())}
+            sweep[m] = {f"{lr:g}": {f: v["accuracy"] for f, v in r["eval"]["val"].items()}
+                        for lr, r in sorted(done.items())}
             if len(done) < len(grids[m]):
                 status[m] = "incomplete"
                 del grids[m]
@@ -187,11 +189,12 @@ def main(argv=None) -> int:
         parser.error("--workers must be at least 1")
 
     settings = QUICK if args.quick else REGIMES[args.regime]
-    for name, field in (("workers", "workers"), ("seeds", "seeds"), ("base_seeds", "base_seeds"), ("methods", "methods")):
+    for name in ("workers", "seeds", "base_seeds", "methods"):
         value = getattr(args, name)
         if value:
-            settings = replace(settings, **{field: tuple(value) if isinstance(value, list) else value})
-    out = args.out or (Path(tempfile.gettempdir()) / "srft_testbed_quick" if args.quick else DEFAULT_OUT / settings.regime)
+            settings = replace(settings, **{name: tuple(value) if isinstance(value, list) else value})
+    default_out = Path(tempfile.gettempdir()) / "srft_testbed_quick" if args.quick else DEFAULT_OUT / settings.regime
+    out = args.out or default_out
     runs_dir = out / "runs"
     if runs_dir.is_dir() and any(runs_dir.glob("*.json")) and not (args.resume or args.report_only):
         parser.error(f"{out} already holds a study's runs; pass --resume to continue it (finished runs are kept) "

@@ -34,7 +34,8 @@ class TestbedSettings:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     base_seeds: tuple[int, ...] = (0, 1)  # independently pre-trained bases (BaseSettings.seed)
     methods: tuple[str, ...] = ("sft", "grpo", "grpo_sft", "sft_grpo", "luffy", "srft", "srft_hpt",
-                                "srft_grpo_rollouts", "srft_imitation", "srft_no_wsft", "srft_no_wrl", "srft_param_grads")
+                                "srft_grpo_rollouts", "srft_imitation", "srft_no_wsft", "srft_no_wrl",
+                                "srft_param_grads")
     # The starting grid of every sweep (a factor of ~3 between points). A sweep whose best rate is at an edge is
     # extended by the next rate beyond it (x or / sweep_factor) until the best is bracketed (__main__.pick_or_extend).
     sweep_lrs: tuple[float, ...] = (3e-5, 1e-4, 3e-4, 1e-3)
