@@ -22,10 +22,14 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.testbed.__main__ import DEFAULT_CACHE, DEFAULT_OUT, parse_lrs
+from benchmarks.testbed.__main__ import DEFAULT_CACHE, parse_lrs
 from benchmarks.testbed.base import ensure_base
 from benchmarks.testbed.evaluation import chat_prompt
 from benchmarks.testbed.settings import FULL, heldout_sets, train_problems
+
+
+# The study whose rates the committed figures used (v2); the v3 study writes benchmarks/results/testbed/v3/<regime>/.
+V2_RESULTS = Path("benchmarks/results/testbed/results.json")
 
 
 def study_learning_rates(results: Path) -> dict[str, float]:
@@ -78,7 +82,7 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("docs/images/analysis"))
     parser.add_argument("--work", type=Path, default=Path("outputs/analysis_figures"))
-    parser.add_argument("--results", type=Path, default=DEFAULT_OUT / "results.json",
+    parser.add_argument("--results", type=Path, default=V2_RESULTS,
                         help="the testbed study whose learning rates to use")
     parser.add_argument("--lr", nargs="+", default=[], metavar="METHOD=RATE",
                         help="the rates of sft, grpo and srft (default: those the study in --results chose)")

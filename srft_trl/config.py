@@ -40,7 +40,7 @@ METHOD_PRESETS: dict[str, dict] = {
         demo_rl="shaped",
         rollout_loss="srft",
         demo_in_baseline=True,
-        term_normalization="sft_token_mean",
+        term_normalization="verl",
         scale_rewards="none",
         loss_type="dr_grpo",
         entropy_coef=0.001,
@@ -56,7 +56,7 @@ METHOD_PRESETS: dict[str, dict] = {
         demo_rl="shaped",
         rollout_loss="grpo",
         demo_in_baseline=True,
-        term_normalization="shared",
+        term_normalization="verl",
         scale_rewards="none",
         loss_type="dr_grpo",
         epsilon=NO_CLIP,
@@ -97,9 +97,9 @@ _CHOICES = {
     "rl_weighting": ("entropy", "constant"),
     "entropy_granularity": ("token", "sequence", "batch"),
     "demo_rl": ("prob", "shaped", "off"),
-    "rollout_loss": ("srft", "grpo"),
+    "rollout_loss": ("srft", "grpo", "off"),
     "demo_overlength": ("drop", "truncate"),
-    "term_normalization": ("per_term", "shared", "sft_token_mean"),
+    "term_normalization": ("per_term", "shared", "sft_token_mean", "verl"),
 }
 
 
@@ -123,11 +123,13 @@ class SRFTConfig(GRPOConfig):
             Preset that sets the method in one word. `"srft"`: the paper (Eq. 13), each term an expectation over its
             own samples. `"srft_no_wsft"` and `"srft_no_wrl"`: the Table 3 ablations, with `w_SFT` or `w_RL` replaced
             by the constant 1.0. `"srft_hpt"`: the public verl re-implementation of SRFT (HPT's
-            `exp_scripts/train_srft.sh`): shaped demo ratio, no std in Eq. 7, SFT as a demonstration-token mean, token
-            sums over a constant length, entropy bonus 0.001 (field-by-field sources in `docs/presets.md`).
+            `exp_scripts/train_srft.sh`): shaped demo ratio, no std in Eq. 7, each term normalised per micro-batch as
+            the verl code does (`term_normalization="verl"`), entropy bonus 0.001 (field-by-field sources in
+            `docs/presets.md`).
             `"luffy"`: LUFFY on its own: demonstration in the group with the shaped off-policy ratio
-            `p / (p + shaping_gamma)`, no SFT term, the unclipped GRPO surrogate on rollouts, no std, `dr_grpo`
-            reduction, entropy bonus 0.001. `"grpo_sft"`: GRPO on rollouts plus an unweighted SFT term on
+            `p / (p + shaping_gamma)`, no SFT term, the unclipped GRPO surrogate on rollouts, no std, the policy loss
+            a token sum over the micro-batch divided by the response length (`term_normalization="verl"`), entropy
+            bonus 0.001. `"grpo_sft"`: GRPO on rollouts plus an unweighted SFT term on
             demonstrations (kept out of the group baseline). `"grpo"`: no demonstrations, exactly
             [`~trl.GRPOTrainer`]. Presets may also set the GRPO fields `scale_rewards`, `loss_type`, `epsilon` and
             `entropy_coef`; a preset that does not name one leaves `GRPOConfig`'s default.
@@ -173,7 +175,9 @@ class SRFTConfig(GRPOConfig):
             Loss on the on-policy rollouts. `"srft"`: Eq. 12 literally, `w_RL * NLL(y+) + log pi(y-)`: correct
             rollouts (total reward >= `correct_reward_threshold`) have their likelihood raised with weight `w_RL`,
             incorrect ones have theirs pushed down with weight 1. `"grpo"`: the GRPO loss configured by `loss_type`
-            and the other GRPO fields, with rows of positive advantage scaled by `w_RL`.
+            and the other GRPO fields, with rows of positive advantage scaled by `w_RL`. `"off"`: no loss on the
+            rollouts (they are still generated and scored, so they set the demonstration's group baseline): an
+            imitation-only control with the demonstration terms alone.
         rl_weighting (`str`, *optional*, defaults to the `method` preset, `"entropy"` for `"srft"`):
             `"entropy"`: `w_RL = rl_coef * stop_grad(exp(H))` (Eq. 12), so the positive-sample pull weakens as the
             policy becomes certain, which keeps entropy from collapsing. `"constant"`: `w_RL = rl_coef`.
@@ -205,7 +209,14 @@ class SRFTConfig(GRPOConfig):
             terms), and summing an optimiser step's micro-batches on all processes gives the term's mean over its
             samples. With `rollout_loss="grpo"` the parent's GRPO loss is brought to the rollouts' own normaliser by
             scaling the rollout advantages (the surrogate is linear in the advantage), leaving KL and the entropy
-            bonus as the parent computes them.
+            bonus as the parent computes them. `"verl"`: each micro-batch normalised on its own as the public verl code
+            of HPT and LUFFY does (`mix_core_alg.py`, `loss_remove_token_mean=True`): the policy loss (Eq. 12 or the
+            GRPO surrogate on rollouts, plus the demonstration RL term) is a token sum over the micro-batch's rows
+            divided by `max_completion_length` only, the SFT term a mean over the micro-batch's demonstration tokens,
+            the entropy bonus a token mean over the micro-batch (TRL's), each divided by
+            `gradient_accumulation_steps`. Needs `loss_type="dr_grpo"`. Unlike the other modes the update then
+            depends on the rows per micro-batch (`per_device_train_batch_size`): the policy terms weigh that many times
+            more against the SFT term, as in the source (see `docs/presets.md`).
 
         > Parameters that control the entropy-aware weights
 
@@ -226,7 +237,11 @@ class SRFTConfig(GRPOConfig):
             but understates a term whose per-token gradients all point the same way (SFT raises every demonstration
             token) against terms whose signs mix and partly cancel in parameter space (the RL terms): on the testbed
             the SFT term is the smallest of the three in log-probability space (0.020 against 0.061 and 0.027) and
-            the largest in parameter space (1.05 against 0.92 and 0.93). Not
+            the largest in parameter space (1.05 against 0.92 and 0.93). Also logs `srft/param_grad_total` (the norm
+            of the terms' summed gradient), `srft/param_cos_<a>_vs_<b>` (the cosine between two terms' gradients) and
+            `srft/param_cos_<term>_vs_total` (a term's cosine with the whole gradient): which terms pull together,
+            which against each other, and which one the update follows. The parent's loss counts as the `rollout`
+            term under `rollout_loss="grpo"`, and as `parent` when it carries a KL or entropy bonus. Not
             available with FSDP or DeepSpeed (sharded parameters).
         max_entropy_weight (`float` or `None`, *optional*, defaults to `None`):
             Optional upper clamp on `w_SFT` and `w_RL`. `exp(H)` can reach the vocabulary size (`H <= log V`) at
@@ -262,7 +277,7 @@ class SRFTConfig(GRPOConfig):
     shaping_gamma: float = field(default=0.1, metadata={"help": "gamma of the shaped ratio p/(p+gamma)."})
     rollout_loss: str | None = field(
         default=None,
-        metadata={"help": "Loss on rollouts: srft (Eq. 12) or grpo (TRL's GRPO loss). Preset: srft."},
+        metadata={"help": "Loss on rollouts: srft (Eq. 12), grpo (TRL's GRPO loss) or off. Preset: srft."},
     )
     rl_weighting: str | None = field(
         default=None,
@@ -287,7 +302,8 @@ class SRFTConfig(GRPOConfig):
         default=None,
         metadata={
             "help": "What each term of Eq. 13 is divided by: per_term (each over its own samples), shared (GRPO's "
-            "normaliser over all rows) or sft_token_mean (SFT over demo tokens, RL terms shared). Preset: per_term.",
+            "normaliser over all rows), sft_token_mean (SFT over demo tokens, RL terms shared) or verl (per "
+            "micro-batch as HPT/LUFFY: policy token sum / L, SFT demo-token mean). Preset: per_term.",
         },
     )
     # GRPO fields a preset may set: re-declared with `None` so an explicit value wins (see `method`).
@@ -334,6 +350,12 @@ class SRFTConfig(GRPOConfig):
             raise ValueError(
                 "SRFTConfig.log_term_param_grad_norms needs whole parameters on each process; it is not available "
                 "with FSDP or DeepSpeed. Turn it off (srft/grad_<term> is still logged)."
+            )
+        if self.term_normalization == "verl" and self.loss_type != "dr_grpo":
+            raise ValueError(
+                f"SRFTConfig.term_normalization='verl' sums the policy loss over tokens and divides by the response "
+                f"length, as loss_type='dr_grpo' does; got loss_type={self.loss_type!r}. Use loss_type='dr_grpo' or "
+                "another term_normalization."
             )
         if not self.demo_in_baseline and self.demo_rl != "off":
             raise ValueError(

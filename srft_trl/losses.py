@@ -321,3 +321,77 @@ def parameter_gradient_norm(term: torch.Tensor, parameters: list[torch.Tensor]) 
         return torch.zeros((), device=term.device)
     grads = torch.autograd.grad(term, parameters, retain_graph=True, allow_unused=True)
     return torch.sqrt(sum((g.float().pow(2).sum() for g in grads if g is not None), torch.zeros((), device=term.device)))
+
+
+def micro_batch_normalizer(
+    mask: torch.Tensor,
+    part: str,
+    *,
+    max_completion_length: int,
+    gradient_accumulation_steps: int = 1,
+    training: bool = True,
+) -> torch.Tensor:
+    """The denominators of the public verl code (`term_normalization="verl"`), one micro-batch at a time.
+
+    HPT's SRFT actor and LUFFY's (`mix_core_alg.py` with `loss_remove_token_mean=True`; `mix_actor.py`) reduce each
+    micro-batch on its own and divide the micro-batch's loss by the accumulation steps (`loss / gradient_accumulation`):
+
+    * `part="policy"` (Eq. 12 on rollouts and the shaped demonstration term, one policy-gradient loss): the token
+      sum over *all rows* of the micro-batch divided by the padded response length `L = max_completion_length`
+      (`(pg_losses * eos_mask).sum() / eos_mask.shape[-1]`), not by the row count as TRL's `dr_grpo` does;
+    * `part="token_mean"` (the SFT term over the micro-batch's demonstration tokens, `compute_sft_pure_loss`; the
+      entropy bonus over all its response tokens): the number of `mask`'s tokens.
+
+    So the policy term's weight against the SFT term grows with the rows per micro-batch: the update depends on how
+    the batch is split (HPT: 64 rows per GPU, split by a 32,768-token budget). `mask` is the micro-batch's loss mask
+    for the part (all rows for `"policy"`, the demonstration rows for an SFT mean). Returns a 0-dim tensor.
+    """
+    accumulation = gradient_accumulation_steps if training else 1
+    if part == "policy":
+        return torch.tensor(float(max_completion_length * accumulation), device=mask.device)
+    if part == "token_mean":
+        return mask.float().sum().clamp(min=1.0) * accumulation
+    raise ValueError(f"Unknown micro-batch part {part!r}: expected 'policy' or 'token_mean'.")
+
+
+def aggregate_micro_batch(per_token_loss: torch.Tensor, mask: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """`sum(per_token_loss * mask) / denominator` (see `micro_batch_normalizer`)."""
+    return (per_token_loss * mask.to(per_token_loss.dtype)).sum() / denominator.to(per_token_loss.device)
+
+
+def parameter_gradients(term: torch.Tensor, parameters: list[torch.Tensor]) -> torch.Tensor:
+    """`d term / d theta` over `parameters`, flattened into one float32 vector, leaving the autograd graph intact.
+
+    For `SRFTConfig.log_term_param_grad_norms` (a diagnostic: one backward pass and one parameter-sized vector per
+    term).
+    """
+    if not term.requires_grad:
+        return torch.cat([torch.zeros(p.numel(), device=p.device) for p in parameters])
+    grads = torch.autograd.grad(term, parameters, retain_graph=True, allow_unused=True)
+    return torch.cat([(torch.zeros(p.numel(), device=p.device) if g is None else g.detach().float().flatten())
+                      for g, p in zip(grads, parameters)])
+
+
+def gradient_geometry(gradients: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Norms of each term's parameter gradient and of their sum (the total, Eq. 13's gradient), and the cosines
+    between every pair of terms and between each term and the total.
+
+    Keys: `norm/<term>`, `norm/total`, `cos/<a>/<b>` (pairs in the given order), `cos/<term>/total`. A cosine with a
+    zero vector is 0. The inputs are flattened gradients (`parameter_gradients`).
+    """
+    names = list(gradients)
+    total = torch.stack([gradients[n] for n in names]).sum(0)
+    vectors = {**gradients, "total": total}
+    norms = {n: v.norm() for n, v in vectors.items()}
+
+    def cosine(a: str, b: str) -> torch.Tensor:
+        denominator = norms[a] * norms[b]
+        return torch.where(denominator > 0, (vectors[a] @ vectors[b]) / denominator.clamp(min=1e-30),
+                           torch.zeros_like(denominator))
+
+    out = {f"norm/{n}": v for n, v in norms.items()}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            out[f"cos/{a}/{b}"] = cosine(a, b)
+        out[f"cos/{a}/total"] = cosine(a, "total")
+    return out

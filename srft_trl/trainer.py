@@ -15,7 +15,8 @@ The subclass is glue over five narrow overrides, each calling the parent:
 * `_compute_loss`: the parent computes its GRPO loss on the rollouts (with `w_RL` folded into the
   advantages, or zero advantages when Eq. 12 replaces it); the SRFT terms are added, each reduced over
   its own samples (`term_normalization="per_term"`, counts fixed per generation batch and attached by
-  `_generate_and_score_completions`) or with the parent's normaliser for `loss_type` (`"shared"`).
+  `_generate_and_score_completions`), with the parent's normaliser for `loss_type` (`"shared"`), or per
+  micro-batch as the public verl code does (`"verl"`: policy token sum / L, SFT demonstration-token mean).
 """
 
 from __future__ import annotations
@@ -34,13 +35,16 @@ from .config import SRFTConfig
 from .demos import DemoSlot, demo_slot_mask, tokenize_demo, validate_rows
 from .losses import (
     aggregate,
+    aggregate_micro_batch,
     aggregate_own,
     demo_rl_loss,
     entropy_weight,
+    gradient_geometry,
     logp_gradient_sq_norm,
     masked_mean,
-    parameter_gradient_norm,
+    micro_batch_normalizer,
     own_normalizer,
+    parameter_gradients,
     parent_normalizer,
     scale_positive_advantages,
     self_rollout_loss,
@@ -373,7 +377,7 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         rollout_mask = mask * (kinds == ROLLOUT).unsqueeze(1)
         correct = inputs["srft_correct"] & (kinds == ROLLOUT)
         advantages = inputs["advantages"]
-        reduce = self._term_reducers(inputs, mask)
+        reduce = self._term_reducers(inputs, mask, demo_mask)
         parent_inputs = dict(inputs)
         forward = {}
 
@@ -392,7 +396,7 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
                 scaled = scale_positive_advantages(advantages, row_weight) * reduce["rollout_grpo_scale"]
                 is_rollout = (kinds == ROLLOUT).view(-1, *([1] * (scaled.dim() - 1)))
                 parent_inputs["advantages"] = torch.where(is_rollout, scaled, torch.zeros_like(scaled))
-            else:  # Eq. 12 replaces the GRPO policy term; KL, entropy bonus and aux losses still apply
+            else:  # Eq. 12 (or nothing: "off") replaces the GRPO policy term; KL, entropy bonus, aux losses still apply
                 parent_inputs["advantages"] = torch.zeros_like(advantages)
 
         self._srft_on_forward = on_forward
@@ -421,18 +425,35 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             )
         terms = {name: fn(logps) for name, fn in term_fns.items()}
         grad_sq = {name: logp_gradient_sq_norm(fn, logps) for name, fn in term_fns.items()}
-        param_norms = {}
+        geometry = {}
         if args.log_term_param_grad_norms and torch.is_grad_enabled():
-            trainable = [p for p in model.parameters() if p.requires_grad]
-            param_norms = {name: parameter_gradient_norm(value, trainable) for name, value in terms.items()}
+            geometry = self._term_gradient_geometry(model, terms, parent_loss)
         loss = parent_loss + sum(terms.values()) if terms else parent_loss
         if args.rollout_loss == "grpo":
             terms["rollout"] = parent_loss
         # Rollout tokens whose loss w_RL actually scales: correct rows (Eq. 12) or positive-advantage rows (GRPO).
-        applied = correct if args.rollout_loss == "srft" else (advantages > 0) & (kinds == ROLLOUT)
-        self._log_srft_metrics(mode, terms, grad_sq, param_norms, entropies, demo_mask, rollout_mask, w_sft, w_rl,
+        if args.rollout_loss == "srft":
+            applied = correct
+        elif args.rollout_loss == "grpo":
+            applied = (advantages > 0) & (kinds == ROLLOUT)
+        else:
+            applied = torch.zeros_like(correct)
+        self._log_srft_metrics(mode, terms, grad_sq, geometry, entropies, demo_mask, rollout_mask, w_sft, w_rl,
                                applied)
         return loss
+
+    def _term_gradient_geometry(self, model, terms: dict, parent_loss) -> dict:
+        """`log_term_param_grad_norms`: each term's parameter gradient, their sum (the whole loss's) and the cosines
+        between them (`srft_trl.losses.gradient_geometry`). The parent's loss is a term of its own when it carries the
+        rollouts' GRPO loss (`"rollout"`) or a KL / entropy bonus (`"parent"`)."""
+        components = dict(terms)
+        if self.args.rollout_loss == "grpo":
+            components["rollout"] = parent_loss
+        elif self.args.entropy_coef or self.args.beta:
+            components["parent"] = parent_loss
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        order = [name for name in ("sft", "demo_rl", "rollout", "parent") if name in components]  # stable metric names
+        return gradient_geometry({name: parameter_gradients(components[name], trainable) for name in order})
 
     def _entropy_weight(self, entropies, mask, which: str) -> torch.Tensor:
         args = self.args
@@ -455,11 +476,11 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             max_weight=args.max_entropy_weight,
         )
 
-    def _term_reducers(self, inputs, mask) -> dict:
+    def _term_reducers(self, inputs, mask, demo_mask) -> dict:
         """How each term is reduced to a scalar under `term_normalization` (see `SRFTConfig.term_normalization`).
 
         Returns a reducer per term (`"sft"`, `"demo_rl"`, `"rollout"`) and `"rollout_grpo_scale"`, the factor that
-        moves the parent's GRPO loss from its normaliser to the rollouts' own (1.0 unless `"per_term"`).
+        moves the parent's GRPO loss from its normaliser to the term's (1.0 for `"shared"` and `"sft_token_mean"`).
         """
         args = self.args
         schedule = dict(
@@ -483,6 +504,18 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             return {"sft": shared, "demo_rl": shared, "rollout": shared, "rollout_grpo_scale": 1.0}
         if args.term_normalization == "sft_token_mean":
             return {"sft": own("demo", "dapo"), "demo_rl": shared, "rollout": shared, "rollout_grpo_scale": 1.0}
+        if args.term_normalization == "verl":  # per micro-batch, as HPT's and LUFFY's verl actors
+            length, training = self.max_completion_length, self.model.training
+            accumulation = dict(gradient_accumulation_steps=self.current_gradient_accumulation_steps, training=training)
+            policy = micro_batch_normalizer(mask, "policy", max_completion_length=length, **accumulation)
+            sft = micro_batch_normalizer(demo_mask, "token_mean", max_completion_length=length, **accumulation)
+            parent = parent_normalizer(mask, self.loss_type, **schedule)  # dr_grpo: rows * L * accumulation
+            return {
+                "sft": lambda per_token_loss: aggregate_micro_batch(per_token_loss, demo_mask, sft),
+                "demo_rl": lambda per_token_loss: aggregate_micro_batch(per_token_loss, mask, policy),
+                "rollout": lambda per_token_loss: aggregate_micro_batch(per_token_loss, mask, policy),
+                "rollout_grpo_scale": parent / policy.to(parent.device),
+            }
         shared_normalizer = parent_normalizer(
             mask, self.loss_type, num_items_in_batch=inputs.get("num_items_in_batch"), **schedule
         )
@@ -500,7 +533,7 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         }
 
     def _log_srft_metrics(
-        self, mode, terms, grad_sq, param_norms, entropies, demo_mask, rollout_mask, w_sft, w_rl, applied
+        self, mode, terms, grad_sq, geometry, entropies, demo_mask, rollout_mask, w_sft, w_rl, applied
     ):
         """Log the SRFT metrics, reduced over processes in one collective call.
 
@@ -510,7 +543,10 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         of the micro-batch (all processes), both on the scale of one optimiser step (accumulation undone), so the
         balance of the terms reads directly off the logs (see `srft_trl.losses.logp_gradient_sq_norm`). The parent's
         GRPO loss (`rollout_loss="grpo"`) has a logged loss but no gradient norm. With
-        `log_term_param_grad_norms`, `srft/param_grad_<term>` is the parameter-space norm (mean over processes).
+        `log_term_param_grad_norms`, `srft/param_grad_<term>` is the parameter-space norm of each term's gradient
+        (`total`: of their sum), `srft/param_cos_<a>_vs_<b>` the cosine between two terms' gradients and
+        `srft/param_cos_<term>_vs_total` a term's cosine with the whole gradient (each per micro-batch, mean over
+        processes).
         """
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
         names = ["rollout", "sft", "demo_rl"]
@@ -523,7 +559,7 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             (w_sft * demo_mask).sum() if w_sft is not None else demo_mask.new_zeros(()),
             *[terms[n].detach().float() * accumulation if n in terms else demo_mask.new_zeros(()) for n in names],
             *[grad_sq[n].float() if n in grad_sq else demo_mask.new_zeros(()) for n in names],
-            *[param_norms[n].float() * accumulation if n in param_norms else demo_mask.new_zeros(()) for n in names],
+            *[value.float() * (accumulation if key.startswith("norm/") else 1) for key, value in geometry.items()],
         ]
         reduced = self.accelerator.reduce(torch.stack([s.float() for s in stats]), reduction="sum")
         # The warning looks only where w_RL is applied; padding and other rows are 0 and weights are >= 0.
@@ -544,9 +580,10 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             if name in grad_sq:  # DDP averages the processes' gradients
                 grad_norm = total[6 + len(names) + offset] ** 0.5 * accumulation / self.accelerator.num_processes
                 metrics[f"srft/grad_{name}"].append(grad_norm)
-            if name in param_norms:
-                param_norm = total[6 + 2 * len(names) + offset] / self.accelerator.num_processes
-                metrics[f"srft/param_grad_{name}"].append(param_norm)
+        for key, value in zip(geometry, total[6 + 2 * len(names) :]):
+            kind, *pair = key.split("/")
+            prefix = "srft/param_grad_" if kind == "norm" else "srft/param_cos_"
+            metrics[prefix + "_vs_".join(pair)].append(value / self.accelerator.num_processes)
         if max_w_rl > 1.0 and not self._srft_warned_weight and self.args.rl_weighting == "entropy":
             self._srft_warned_weight = True
             logger.warning(

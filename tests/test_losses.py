@@ -13,7 +13,10 @@ from srft_trl.losses import (
     logp_gradient_sq_norm,
     masked_mean,
     own_normalizer,
+    gradient_geometry,
+    micro_batch_normalizer,
     parameter_gradient_norm,
+    parameter_gradients,
     scale_positive_advantages,
     self_rollout_loss,
     sft_loss,
@@ -241,3 +244,35 @@ def test_parameter_gradient_norm_matches_a_backward_pass_and_keeps_the_graph():
     expected = torch.sqrt(sum(p.grad.pow(2).sum() for p in layer.parameters()))
     assert norm.item() == pytest.approx(expected.item(), rel=1e-6)
     assert parameter_gradient_norm(torch.tensor(1.0), list(layer.parameters())).item() == 0.0
+
+
+def test_gradient_geometry_on_hand_made_vectors():
+    geometry = gradient_geometry({"a": torch.tensor([1.0, 0.0]), "b": torch.tensor([0.0, 2.0]),
+                                  "c": torch.tensor([0.0, 0.0])})
+    assert geometry["norm/a"].item() == 1.0 and geometry["norm/b"].item() == 2.0
+    assert geometry["norm/total"].item() == pytest.approx(5 ** 0.5)  # total = (1, 2)
+    assert geometry["cos/a/b"].item() == 0.0
+    assert geometry["cos/a/total"].item() == pytest.approx(1 / 5 ** 0.5)
+    assert geometry["cos/b/total"].item() == pytest.approx(2 / 5 ** 0.5)
+    assert geometry["cos/a/c"].item() == 0.0 and geometry["cos/c/total"].item() == 0.0  # zero vector: 0, not NaN
+    opposite = gradient_geometry({"a": torch.tensor([1.0, 1.0]), "b": torch.tensor([-2.0, -2.0])})
+    assert opposite["cos/a/b"].item() == pytest.approx(-1.0)
+
+
+def test_parameter_gradients_flatten_and_keep_the_graph():
+    layer = torch.nn.Linear(3, 2)
+    term = layer(torch.ones(1, 3)).sum()
+    flat = parameter_gradients(term, list(layer.parameters()))
+    assert flat.shape == (8,) and flat.norm().item() == pytest.approx(parameter_gradient_norm(term, list(layer.parameters())).item())
+    term.backward()  # the graph is still there
+
+
+def test_micro_batch_normalizer_is_length_times_accumulation_or_a_token_count():
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    assert micro_batch_normalizer(mask, "policy", max_completion_length=10, gradient_accumulation_steps=4).item() == 40
+    assert micro_batch_normalizer(mask, "policy", max_completion_length=10, gradient_accumulation_steps=4,
+                                  training=False).item() == 10
+    assert micro_batch_normalizer(mask, "token_mean", max_completion_length=10, gradient_accumulation_steps=2).item() == 6
+    assert micro_batch_normalizer(torch.zeros(2, 3), "token_mean", max_completion_length=10).item() == 1
+    with pytest.raises(ValueError, match="policy"):
+        micro_batch_normalizer(mask, "rows", max_completion_length=10)

@@ -102,7 +102,7 @@ def test_per_term_normalisation_weighs_demonstrations_as_the_paper_writes(tmp_pa
 
 
 def test_sft_token_mean_is_a_mean_over_demonstration_tokens(tmp_path, tiny_tokenizer):
-    output, metrics = term_values(tmp_path, tiny_tokenizer, method="srft_hpt")
+    output, metrics = term_values(tmp_path, tiny_tokenizer, method="srft_hpt", term_normalization="sft_token_mean")
     _, shared = term_values(tmp_path / "shared", tiny_tokenizer, method="srft_hpt", term_normalization="shared")
     ratio = metrics["srft/loss_sft"] / shared["srft/loss_sft"]
     # shared dr_grpo divides by rows * max_completion_length; the token mean by the demonstrations' tokens.
@@ -116,7 +116,7 @@ def test_sft_token_mean_is_a_mean_over_demonstration_tokens(tmp_path, tiny_token
         {"method": "srft"},  # per_term, dapo (token semantics)
         {"method": "srft", "loss_type": "grpo"},  # per_term, row semantics
         {"method": "srft", "term_normalization": "shared", "loss_type": "dr_grpo"},
-        {"method": "srft_hpt"},  # sft_token_mean, dr_grpo
+        {"method": "srft_hpt", "term_normalization": "sft_token_mean"},  # dr_grpo
         {"method": "luffy", "term_normalization": "per_term", "loss_type": "dapo"},  # GRPO loss moved to own normaliser
         {"method": "grpo_sft"},
     ],
@@ -135,6 +135,27 @@ def test_accumulation_splits_do_not_change_the_update(tmp_path, tiny_tokenizer, 
     assert not torch.equal(results[0], torch.cat([p.detach().flatten() for p in
                                                   build_tiny_model(tiny_tokenizer, seed=0).parameters()]))
     torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["srft_hpt", "luffy"])
+def test_source_presets_change_with_the_split_as_their_source_does(tmp_path, tiny_tokenizer, method):
+    """`term_normalization="verl"` (HPT, LUFFY): each micro-batch's policy loss is a token sum / L, so one micro-batch
+    of 8 rows weighs the policy terms 4x more against the SFT term and the entropy bonus than 4 micro-batches of 2:
+    the split legitimately changes the update, as it does in the source (tests/test_source_scale.py checks each
+    micro-batch against the source's formula)."""
+    initial = torch.cat([p.detach().flatten() for p in build_tiny_model(tiny_tokenizer, seed=0).parameters()])
+    updates = []
+    for batch, accumulation in ((8, 1), (2, 4)):
+        t = trainer(tmp_path / f"{batch}", build_tiny_model(tiny_tokenizer, seed=0), tiny_tokenizer,
+                    per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation, max_steps=1,
+                    max_completion_length=40, generation_kwargs={"do_sample": False}, optim="sgd", method=method,
+                    max_grad_norm=0.0)  # no clipping: it would hide the size
+        t.train()
+        updates.append(torch.cat([p.detach().flatten() for p in t.model.parameters()]) - initial)
+    assert updates[0].abs().sum() > 0 and updates[1].abs().sum() > 0
+    # The policy terms dominate this random model's update (w_RL = 0.1 e^H is large at its entropy): one micro-batch
+    # of 8 rows sums them over 8 rows / L, four of 2 rows over 2 rows / (4 L) each, a quarter of the size in all.
+    assert updates[0].norm() / updates[1].norm() > 2
 
 
 def test_term_balance_is_logged_for_every_term(tmp_path, tiny_model, tiny_tokenizer):
@@ -156,17 +177,33 @@ def test_parameter_space_gradient_norms_are_logged_on_request(tmp_path, tiny_tok
     t.current_gradient_accumulation_steps = 1
     output = t._generate_and_score_completions(group_batch(dataset, 2, 4))
     t._compute_loss(t.model, output)
-    first = {k: v[-1] for k, v in t._metrics["train"].items() if k.startswith("srft/param_grad_")}
-    assert set(first) == {"srft/param_grad_sft", "srft/param_grad_demo_rl", "srft/param_grad_rollout"}
-    assert all(value > 0 for value in first.values())
+    first = {k: v[-1] for k, v in t._metrics["train"].items() if k.startswith("srft/param_")}
+    terms = ("sft", "demo_rl", "rollout")
+    norms = {f"srft/param_grad_{n}" for n in terms + ("total",)}
+    cosines = {"srft/param_cos_sft_vs_demo_rl", "srft/param_cos_sft_vs_rollout", "srft/param_cos_demo_rl_vs_rollout"}
+    cosines |= {f"srft/param_cos_{n}_vs_total" for n in terms}
+    assert set(first) == norms | cosines
+    assert all(first[k] > 0 for k in norms)
+    assert all(-1.0 <= first[k] <= 1.0 for k in cosines)
+    assert first["srft/param_grad_total"] <= sum(first[f"srft/param_grad_{n}"] for n in terms) + 1e-6
     assert not any(p.grad is not None and p.grad.abs().sum() > 0 for p in t.model.parameters())  # no .grad written
+    # The total is what backward() computes: its norm equals the real gradient's.
+    t.model.zero_grad()
+    t._compute_loss(t.model, output).backward()
+    real = torch.sqrt(sum(p.grad.pow(2).sum() for p in t.model.parameters() if p.grad is not None))
+    assert t._metrics["train"]["srft/param_grad_total"][-1] == pytest.approx(real.item(), rel=1e-4)
+    t.model.zero_grad()
     t.args.sft_coef = 1.0
     t._compute_loss(t.model, output)
-    assert t._metrics["train"]["srft/param_grad_sft"][-1] == pytest.approx(2 * first["srft/param_grad_sft"], rel=1e-4)
-    assert t._metrics["train"]["srft/param_grad_rollout"][-1] == pytest.approx(first["srft/param_grad_rollout"], rel=1e-4)
+    latest = {k: v[-1] for k, v in t._metrics["train"].items() if k.startswith("srft/param_")}
+    assert latest["srft/param_grad_sft"] == pytest.approx(2 * first["srft/param_grad_sft"], rel=1e-4)
+    assert latest["srft/param_grad_rollout"] == pytest.approx(first["srft/param_grad_rollout"], rel=1e-4)
+    # A cosine between two terms does not depend on their weights; a term's cosine with the total does.
+    assert latest["srft/param_cos_sft_vs_rollout"] == pytest.approx(first["srft/param_cos_sft_vs_rollout"], abs=1e-4)
+    assert latest["srft/param_cos_sft_vs_total"] > first["srft/param_cos_sft_vs_total"]
     off = trainer(tmp_path / "off", build_tiny_model(tiny_tokenizer, seed=0), tiny_tokenizer, dataset, max_steps=1)
     off.train()
-    assert not any(k.startswith("srft/param_grad_") for h in off.state.log_history for k in h)
+    assert not any(k.startswith("srft/param_") for h in off.state.log_history for k in h)
 
 
 # --------------------------------------------------------------------------------------------- presets
@@ -181,11 +218,13 @@ def test_presets_set_grpo_fields_and_explicit_values_win():
     assert (hpt.demo_rl, hpt.shaping_gamma, hpt.rollout_loss) == ("shaped", 0.1, "srft")
     assert (hpt.scale_rewards, hpt.loss_type, hpt.entropy_coef) == ("none", "dr_grpo", 0.001)
     assert (hpt.term_normalization, hpt.sft_coef, hpt.rl_coef, hpt.entropy_granularity) == (
-        "sft_token_mean", 0.5, 0.1, "sequence")
+        "verl", 0.5, 0.1, "sequence")
     luffy = SRFTConfig(method="luffy", **common)
     assert (luffy.scale_rewards, luffy.loss_type, luffy.entropy_coef) == ("none", "dr_grpo", 0.001)
     assert luffy.epsilon == NO_CLIP and luffy.sft_weighting == "off" and luffy.rollout_loss == "grpo"
-    mine = SRFTConfig(method="luffy", loss_type="grpo", epsilon=0.3, scale_rewards="group", entropy_coef=0.0, **common)
+    assert luffy.term_normalization == "verl"
+    mine = SRFTConfig(method="luffy", loss_type="grpo", epsilon=0.3, scale_rewards="group", entropy_coef=0.0,
+                      term_normalization="shared", **common)
     assert (mine.loss_type, mine.epsilon, mine.scale_rewards, mine.entropy_coef) == ("grpo", 0.3, "group", 0.0)
     grpo = SRFTConfig(method="grpo", **common)
     assert (grpo.num_demos, grpo.loss_type, grpo.scale_rewards, grpo.epsilon) == (0, "dapo", "group", 0.2)
@@ -215,13 +254,21 @@ def test_public_code_recipe_differs_from_the_paper_recipe_only_in_the_objective(
     hpt = parse_args(["--config", "recipes/srft_hpt_qwen7b.yaml"])
     objective = {"method", "demo_rl", "term_normalization", "scale_rewards", "loss_type", "entropy_coef",
                  "output_dir", "logging_dir", "hub_model_id", "run_name"}
+    # Under term_normalization="verl" the policy:SFT balance grows with the rows per micro-batch, so the public-code
+    # recipe sets HPT's micro-batch (docs/presets.md); the rows per optimiser step and per generation stay the paper's.
+    split = {"per_device_train_batch_size", "gradient_accumulation_steps", "steps_per_generation"}
     for name in (f.name for f in dataclasses.fields(paper.training)):
-        if name not in objective:
+        if name not in objective | split:
             assert getattr(hpt.training, name) == getattr(paper.training, name), name
+    for recipe in (paper.training, hpt.training):
+        assert recipe.per_device_train_batch_size * recipe.gradient_accumulation_steps == 64  # x 8 processes = 512
+        assert recipe.per_device_train_batch_size * recipe.steps_per_generation == 128  # x 8 processes = 1,024
+    assert hpt.training.per_device_train_batch_size == 16 and paper.training.per_device_train_batch_size == 2
     assert vars(hpt.script) == vars(paper.script) and vars(hpt.model) == vars(paper.model)
     preset = SRFTConfig(output_dir="x", method="srft_hpt", report_to=[], use_cpu=True)
     for name in objective - {"output_dir", "logging_dir", "hub_model_id", "run_name"}:
         assert getattr(hpt.training, name) == getattr(preset, name), name
     luffy = parse_args(["--config", "recipes/luffy_qwen7b.yaml"]).training
-    assert luffy.epsilon == NO_CLIP and luffy.entropy_coef == 0.001 and luffy.term_normalization == "shared"
+    assert luffy.epsilon == NO_CLIP and luffy.entropy_coef == 0.001 and luffy.term_normalization == "verl"
+    assert luffy.per_device_train_batch_size == 16 and luffy.gradient_accumulation_steps == 4
     assert paper.training.term_normalization == "per_term"

@@ -40,17 +40,27 @@ def test_quick_study_writes_results_and_resumes(tmp_path, capsys):
     assert results["failures"] == []
     assert set(results["runs"]) == {"sft", "grpo", "srft"}
     assert set(results["learning_rates"]) == {"sft", "grpo", "srft"}
+    (kept,) = (out / "bases").iterdir()  # the base is kept with the results, with its weights' hash
+    sha = (kept / "weights.sha256").read_text().strip()
     for method, runs in results["runs"].items():
         (run,) = runs
         assert run["optimizer_steps"] == 3 and run["problems_seen"] == 6, method
+        assert run["base_sha256"] == sha and run["base_seed"] == 0
+        assert {"python", "torch", "transformers", "trl", "accelerate", "peft"} <= set(run["versions"])
         for family in ("id", "zero", "ood"):
             cell = run["eval"]["test"][family]
             assert cell["n"] == 40 and 0.0 <= cell["accuracy"] <= 1.0
+        # Per-problem outcomes live in runs/ (results.json stays slim) and give back the accuracy.
+        stored = json.loads(next((out / "runs").glob(f"{method}-*.json")).read_text())["eval"]["test"]["id"]
+        assert len(stored["outcomes"]) == 40 and sum(stored["outcomes"].values()) / 40 == stored["accuracy"]
     srft_history = next(iter(json.loads(p.read_text()) for p in (out / "runs").glob("srft-*.json")))["history"]
     for key in ("srft/w_sft", "srft/w_rl", "srft/loss_sft", "srft/loss_demo_rl", "srft/loss_rollout"):
         assert all(math.isfinite(step[key]) for step in srft_history), key
     table = (out / "results.md").read_text()
     assert "Table 2" in table and "Table 3" in table and "| SRFT (paper) |" in table and "nan" not in table
+    assert "| SRFT (paper) | SFT | +" in table or "| SRFT (paper) | SFT | -" in table
+    assert "(n 1, no interval)" in table  # one unit: a difference but no interval, never a z value
+    assert " z " not in table
     for png in ("fig6_training_dynamics.png", "srft_terms.png", "sft_learning_curve.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -59,11 +69,32 @@ def test_quick_study_writes_results_and_resumes(tmp_path, capsys):
         main(["--quick", "--out", str(out), "--cache", str(cache)])
     assert "--resume" in capsys.readouterr().err
 
-    # With --resume every finished run is skipped and the numbers are unchanged.
+    # With --resume every finished run is skipped and the numbers are unchanged; the kept base is reused, not
+    # rebuilt, even with the cache gone.
+    import shutil
+
+    shutil.rmtree(cache)
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
     assert main(["--quick", "--resume", "--out", str(out), "--cache", str(cache)]) == 0
+    assert "reusing kept" in capsys.readouterr().out and not cache.exists()
     assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")} == mtimes
     assert json.loads((out / "results.json").read_text())["summary"] == results["summary"]
+
+    # Re-running a finished configuration on the kept base gives the same per-problem outcomes.
+    from benchmarks.testbed.runs import run_one
+    from benchmarks.testbed.settings import QUICK
+
+    finished_path = next((out / "runs").glob("srft-*.json"))
+    finished = json.loads(finished_path.read_text())
+    again = run_one("srft", 0, finished["learning_rates"], QUICK.for_base(0), str(kept), str(tmp_path / "again.json"))
+    assert again["eval"]["test"] == finished["eval"]["test"]
+
+    # A kept base whose weights no longer match their hash is a one-line error, never a silent rebuild.
+    (kept / "weights.sha256").write_text("0" * 64 + "\n")
+    with pytest.raises(SystemExit):
+        main(["--quick", "--resume", "--out", str(out), "--cache", str(cache)])
+    err = capsys.readouterr().err
+    assert "restore it from git" in err and "Traceback" not in err
 
 
 def test_bad_learning_rate_is_one_line_before_any_work(tmp_path, capsys):
@@ -120,5 +151,10 @@ def test_the_report_shows_parameter_space_term_sizes_when_a_run_logged_them():
     table = _terms_table({"runs": {"srft": [{"history": plain}], "srft_param_grads": [{"history": history}]}})
     assert "parameter space" in table
     row = next(line for line in table.splitlines() if line.startswith("| SRFT, per-term parameter gradients"))
-    assert "| 1 → 1 | 0.5 → 0.5 | 0.25 → 0.25 | 2 → 2 |" in row
+    assert "| 1 → 1 | 0.5 → 0.5 | 0.25 → 0.25 | — | 2 → 2 |" in row
     assert "parameter space" not in _terms_table({"runs": {"srft": [{"history": plain}]}})
+    # With the cosines logged, a table of them: which terms pull together, and which one the update follows.
+    cosines = [{**h, "srft/param_cos_sft_vs_rollout": -0.5, "srft/param_cos_rollout_vs_total": 0.75} for h in history]
+    table = _terms_table({"runs": {"srft": [{"history": plain}], "srft_param_grads": [{"history": cosines}]}})
+    row = [line for line in table.splitlines() if line.startswith("| SRFT, per-term parameter gradients")][-1]
+    assert "Cosines" in table and "| -0.5 → -0.5 |" in row and row.endswith("| 0.75 → 0.75 |")

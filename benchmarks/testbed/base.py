@@ -147,10 +147,60 @@ def pretrain(settings: BaseSettings, out_dir: Path, log=print) -> dict:
     return info
 
 
-def ensure_base(settings: BaseSettings, cache_dir: Path, log=print) -> Path:
-    """Path of the cached base model for `settings`, pre-training it first if needed."""
-    path = Path(cache_dir) / f"base-{settings.key()}"
+WEIGHTS = "model.safetensors"
+HASH_FILE = "weights.sha256"
+_KEPT_FILES = ("config.json", "generation_config.json", WEIGHTS, "tokenizer.json", "tokenizer_config.json",
+               "special_tokens_map.json", "chat_template.jinja", "pretrain_info.json")
+
+
+def weights_sha256(path) -> str:
+    """sha256 of a checkpoint's weights file: the identity of a base, recorded in every result."""
+    digest = hashlib.sha256()
+    with open(Path(path) / WEIGHTS, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def keep_base(source: Path, kept_dir: Path) -> Path:
+    """Copy a base checkpoint into `kept_dir` (committed with the results, a few MB) with its weights' hash."""
+    target = Path(kept_dir) / Path(source).name
+    if (target / HASH_FILE).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name in _KEPT_FILES:
+            if (Path(source) / name).is_file():
+                shutil.copy2(Path(source) / name, tmp / name)
+        (tmp / HASH_FILE).write_text(weights_sha256(tmp) + "\n")
+        if not target.exists():
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def ensure_base(settings: BaseSettings, cache_dir: Path, log=print, kept_dir: Path | None = None) -> Path:
+    """Path of the base model for `settings`.
+
+    With `kept_dir` (the study's `bases/` folder): a kept base is reused as it is, after checking its weights against
+    the hash kept with it (a mismatch is an error, never a silent rebuild); otherwise the base is pre-trained (or taken
+    from the cache) and kept. Without `kept_dir`: the cache only, pre-training first if needed.
+    """
+    name = f"base-{settings.key()}"
+    if kept_dir is not None and (Path(kept_dir) / name / HASH_FILE).is_file():
+        kept = Path(kept_dir) / name
+        recorded = (kept / HASH_FILE).read_text().strip()
+        actual = weights_sha256(kept)
+        if actual != recorded:
+            raise RuntimeError(f"kept base {kept} has weights sha256 {actual[:12]}..., not the recorded "
+                               f"{recorded[:12]}...: restore it from git (it is never rebuilt over)")
+        log(f"[base] reusing kept {name} (sha256 {actual[:12]})")
+        return kept
+    path = Path(cache_dir) / name
     if not (path / "config.json").is_file():
         log(f"[base] pre-training {path.name}")
         pretrain(settings, path, log=log)
-    return path
+    return keep_base(path, kept_dir) if kept_dir is not None else path

@@ -55,6 +55,8 @@ def accuracy(model, tokenizer, problems: list[Problem], max_new_tokens: int, tem
     return {
         "accuracy": acc,
         "n": n,
+        # Per-problem outcomes (question -> 1/0): every comparison is recomputed from these (stats.run_accuracy).
+        "outcomes": {p.question: int(s) for p, s in zip(problems, scores)},
         "stderr": (acc * (1 - acc) / n) ** 0.5,
         "uses_procedure": sum("=" in c.split("</think>")[0] for c in completions) / n,
         "mean_chars": sum(len(c) for c in completions) / n,

@@ -1,4 +1,6 @@
-"""Tables (paper's Tables 2 and 3 shapes), paired per-seed comparisons, curves and JSON for the testbed."""
+"""Tables (paper's Tables 2 and 3 shapes), paired comparisons with t intervals over the training runs (stats.py),
+per-base results next to the pooled ones, curves and JSON for the testbed. Every accuracy is recomputed from the
+per-problem outcomes stored in each run (`stats.run_accuracy`)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import time
 from pathlib import Path
 
 from .methods import ABLATION_ROWS, MAIN_ROWS, METHODS
+from .stats import against_base, compare, format_interval, run_accuracy, unit
 
 FAMILIES = {"id": "ID", "zero": "~0% family", "ood": "OOD"}
 RL_CURVES = [  # (metric for demonstration methods, metric for GRPO, title)
@@ -17,7 +20,17 @@ RL_CURVES = [  # (metric for demonstration methods, metric for GRPO, title)
 ]
 TERM_METRICS = ["srft/w_sft", "srft/w_rl", "srft/loss_sft", "srft/loss_demo_rl", "srft/loss_rollout",
                 "srft/grad_sft", "srft/grad_demo_rl", "srft/grad_rollout"]
-PARAM_METRICS = ["srft/param_grad_sft", "srft/param_grad_demo_rl", "srft/param_grad_rollout", "grad_norm"]
+PARAM_METRICS = ["srft/param_grad_sft", "srft/param_grad_demo_rl", "srft/param_grad_rollout", "srft/param_grad_total",
+                 "grad_norm"]
+COSINE_METRICS = ["srft/param_cos_sft_vs_demo_rl", "srft/param_cos_sft_vs_rollout", "srft/param_cos_demo_rl_vs_rollout",
+                  "srft/param_cos_sft_vs_total", "srft/param_cos_demo_rl_vs_total", "srft/param_cos_rollout_vs_total"]
+# (A, B) pairs reported, when both ran: SRFT against every row, then what each source adds.
+PAIRS = ([("srft", b) for b in ("sft", "grpo", "grpo_sft", "sft_grpo", "luffy", "srft_hpt", "srft_grpo_rollouts",
+                                "srft_imitation", "srft_no_wsft", "srft_no_wrl", "srft_no_sft", "luffy_srft_rate")]
+         + [("srft_hpt", b) for b in ("sft", "grpo", "grpo_sft", "luffy", "srft_imitation")]
+         + [("grpo_sft", "sft"), ("grpo_sft", "grpo"), ("sft", "grpo"), ("sft_grpo", "grpo"), ("sft_grpo", "sft"),
+            ("luffy", "grpo"), ("srft_imitation", "sft"), ("srft_grpo_rollouts", "srft_imitation"),
+            ("srft_no_sft", "grpo"), ("luffy_srft_rate", "grpo"), ("srft_sft_rate", "sft")])
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -26,36 +39,43 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, std
 
 
-def accuracies(results: dict, method: str, family: str) -> dict[int, float]:
-    return {r["seed"]: r["eval"]["test"][family]["accuracy"] for r in results["runs"].get(method, [])}
+def bases(results: dict) -> dict[int, dict]:
+    """Base results by base seed (a v2 `results.json` has one `base`, seed 0)."""
+    if results.get("bases"):
+        return {int(b): r for b, r in results["bases"].items()}
+    return {0: results["base"]} if results.get("base") else {}
 
 
 def summarize(results: dict) -> dict:
+    """Per method and family: mean and std over the runs (units), their count, and the mean per base."""
     summary = {}
     for method, runs in results["runs"].items():
         summary[method] = {}
         for fam in FAMILIES:
-            values = [r["eval"]["test"][fam]["accuracy"] for r in runs]
+            values = [run_accuracy(r, fam) for r in runs]
             mean, std = _mean_std(values)
-            summary[method][fam] = {"mean": mean, "std": std, "n_seeds": len(values), "per_seed": values}
+            by_base: dict[int, list[float]] = {}
+            for r in runs:
+                by_base.setdefault(unit(r)[0], []).append(run_accuracy(r, fam))
+            summary[method][fam] = {"mean": mean, "std": std, "n_units": len(values), "per_unit": values,
+                                    "per_base": {b: sum(v) / len(v) for b, v in sorted(by_base.items())}}
     return summary
 
 
-def paired(results: dict, a: str, b: str, family: str) -> dict | None:
-    """Per-seed differences a - b on one family, and the mean difference in units of its binomial standard error
-    (each accuracy's sampling error on `n` test problems, averaged over the paired seeds)."""
-    acc_a, acc_b = accuracies(results, a, family), accuracies(results, b, family)
-    seeds = sorted(set(acc_a) & set(acc_b))
-    if not seeds:
-        return None
-    n = results["settings"]["test_size"]
-    diffs = [acc_a[s] - acc_b[s] for s in seeds]
-    mean, std = _mean_std(diffs)
-    var = sum(acc_a[s] * (1 - acc_a[s]) / n + acc_b[s] * (1 - acc_b[s]) / n for s in seeds) / len(seeds) ** 2
-    se = math.sqrt(var)
-    return {"seeds": seeds, "diffs": diffs, "mean": mean, "std": std, "se": se,
-            "z": mean / se if se > 0 else (0.0 if mean == 0 else math.inf),
-            "wins": sum(d > 0 for d in diffs)}
+def comparisons(results: dict) -> list[dict]:
+    """Every reported pair: per family the pooled paired t interval, and one per base when there are several."""
+    runs, out = results["runs"], []
+    base_seeds = sorted({unit(r)[0] for rs in runs.values() for r in rs})
+    seen = set()
+    for a, b in PAIRS:
+        if a not in runs or b not in runs or frozenset((a, b)) in seen:
+            continue
+        seen.add(frozenset((a, b)))
+        row = {"a": a, "b": b, "pooled": {f: compare(runs[a], runs[b], f) for f in FAMILIES}}
+        if len(base_seeds) > 1:
+            row["per_base"] = {s: {f: compare(runs[a], runs[b], f, base_seed=s) for f in FAMILIES} for s in base_seeds}
+        out.append(row)
+    return out
 
 
 def _pct(mean: float, std: float | None = None) -> str:
@@ -65,64 +85,60 @@ def _pct(mean: float, std: float | None = None) -> str:
 def _row(results, summary, method) -> str:
     cells = [_pct(summary[method][f]["mean"], summary[method][f]["std"]) for f in FAMILIES]
     lrs = ", ".join(f"{v:g}" for v in results["runs"][method][0]["learning_rates"].values())
-    return f"| {METHODS[method].label} | " + " | ".join(cells) + f" | {lrs} | {summary[method]['id']['n_seeds']} |"
+    return f"| {METHODS[method].label} | " + " | ".join(cells) + f" | {lrs} | {summary[method]['id']['n_units']} |"
 
 
 def markdown(results: dict, summary: dict) -> str:
     s = results["settings"]
-    base = results.get("base")
+    base_results = bases(results)
     names = ["-".join(map(str, s[k])) for k in ("id_terms", "zero_terms", "ood_terms")]
-    header = "| method | ID (%s terms) | ~0%% family (%s terms) | OOD (%s terms) | lr | seeds |\n|---|---|---|---|---|---|\n" % (
-        tuple(names))
-    base_row = ("| Base | " + " | ".join(_pct(base["eval"]["test"][f]["accuracy"]) for f in FAMILIES) + " | — | — |\n"
-                if base else "")
+    header = ("| method | ID (%s terms) | ~0%% family (%s terms) | OOD (%s terms) | lr | units |\n|---|---|---|---|---|---|\n"
+              % tuple(names))
+    base_rows = "".join(f"| Base (seed {b}) | " + " | ".join(_pct(run_accuracy(r, f)) for f in FAMILIES) + " | — | — |\n"
+                        for b, r in sorted(base_results.items()))
     decoding = (f"one sample per problem at temperature {s['eval_temperature']:g} (the paper's pass@1)"
                 if s.get("eval_temperature") else "greedy decoding")
-    out = [f"Test accuracy (%), {decoding}, {s['test_size']} problems per family (one accuracy's standard error "
-           f"≤ {100 * math.sqrt(0.25 / s['test_size']):.1f} points); mean ± std over seeds. Budget for every method: "
-           f"{s['steps']} optimiser steps × {s['prompts_per_step']} problems (no problem repeats), groups of "
-           f"{s['num_generations']}.\n\n"]
-    out.append("### Table 2 shape: SRFT vs its baselines\n\n" + header + base_row)
+    out = [f"Regime `{s.get('regime', 'default')}`. Test accuracy (%), {decoding}, {s['test_size']} problems per family; "
+           f"mean ± std over the units (a unit: one base × one training seed; every method runs on the same units). "
+           f"Budget for every method: {s['steps']} optimiser steps × {s['prompts_per_step']} problems (no problem "
+           f"repeats), groups of {s['num_generations']}.\n\n"]
+    out.append("### Table 2 shape: SRFT vs its baselines\n\n" + header + base_rows)
     out += [_row(results, summary, m) + "\n" for m in MAIN_ROWS if m in summary]
     out.append("\n### Table 3 shape: ablations of the entropy-aware weights\n\n" + header)
     out += [_row(results, summary, m) + "\n" for m in ABLATION_ROWS if m in summary]
-    extra = [m for m in summary if METHODS[m].table in ("investigation", "capacity")]
+    extra = [m for m in summary if METHODS[m].table in ("investigation", "capacity", "stage")]
     if extra:
-        out.append("\n### Investigation and capacity check (not part of the equal-budget comparison for the capacity "
-                   "row)\n\n" + header)
+        out.append("\n### Investigation, stage and capacity rows (not part of the equal-budget comparison)\n\n" + header)
         out += [_row(results, summary, m) + "\n" for m in extra]
-    # Paired comparisons: each SRFT variant against every other row.
-    out.append("\n### Paired per-seed comparisons\n\nDifference in points (A − B), mean over seeds, the per-seed "
-               "differences, and the mean difference in units of its binomial standard error (z; |z| > 2: beyond the "
-               "sampling noise of the test sets). Seeds pair the same training problems and sampling seed.\n\n"
-               "| A | B | " + " | ".join(FAMILIES.values()) + " |\n|---|---|---|---|---|\n")
-    pairs = [(a, b) for a in ("srft", "srft_hpt") for b in
-             ["sft", "grpo", "sft_grpo", "luffy", "srft", "srft_hpt", "srft_no_wsft", "srft_no_wrl",
-              "srft_grpo_rollouts", "srft_no_sft", "luffy_srft_rate"] if a != b]
-    pairs += [(m, "grpo") for m in ("sft", "sft_grpo", "luffy", "srft_no_sft", "luffy_srft_rate")]
-    pairs += [("srft_sft_rate", "sft")]
-    seen = set()
-    for a, b in pairs:
-        if a not in summary or b not in summary or frozenset((a, b)) in seen:
-            continue
-        seen.add(frozenset((a, b)))
-        cells = []
-        for fam in FAMILIES:
-            p = paired(results, a, b, fam)
-            cells.append(f"{100 * p['mean']:+.1f} ({', '.join(f'{100 * d:+.1f}' for d in p['diffs'])}; z {p['z']:+.1f})")
-        out.append(f"| {METHODS[a].label} | {METHODS[b].label} | " + " | ".join(cells) + " |\n")
-    # Beyond the base, and demonstration methods vs GRPO on the ~0% family (issue 13's "done when").
-    if base:
-        out.append("\n### Against the base (ID) and against GRPO (~0% family)\n\n| method | ID − base (z) | "
-                   "~0% − GRPO (z) |\n|---|---|---|\n")
-        n = s["test_size"]
+    base_seeds = sorted({b for m in summary for b in summary[m]["id"]["per_base"]})
+    if len(base_seeds) > 1:
+        out.append("\n### Per base (mean over that base's seeds; ID / ~0% / OOD)\n\n| method | "
+                   + " | ".join(f"base {b}" for b in base_seeds) + " |\n|---|" + "---|" * len(base_seeds) + "\n")
         for m in summary:
-            b = base["eval"]["test"]["id"]["accuracy"]
-            mean = summary[m]["id"]["mean"]
-            se = math.sqrt(b * (1 - b) / n + mean * (1 - mean) / n / summary[m]["id"]["n_seeds"])
-            g = paired(results, m, "grpo", "zero") if m != "grpo" and "grpo" in summary else None
-            out.append(f"| {METHODS[m].label} | {100 * (mean - b):+.1f} ({(mean - b) / se if se else 0:+.1f}) | "
-                       + (f"{100 * g['mean']:+.1f} ({g['z']:+.1f})" if g else "—") + " |\n")
+            cells = [" / ".join(_pct(summary[m][f]["per_base"][b]) if b in summary[m][f]["per_base"] else "—"
+                                for f in FAMILIES) for b in base_seeds]
+            out.append(f"| {METHODS[m].label} | " + " | ".join(cells) + " |\n")
+    rows = comparisons(results)
+    results["comparisons"] = rows
+    out.append("\n### Paired comparisons (the training run is the unit)\n\nDifference A − B in points: mean over the "
+               "paired units, [95% t interval], (n units). An interval that contains 0 is **not resolved**: the data "
+               "do not say which is better. Units pair the same base, training problems and sampling seed.\n\n"
+               "| A | B | " + " | ".join(FAMILIES.values()) + " |\n|---|---|---|---|---|\n")
+    for row in rows:
+        out.append(f"| {METHODS[row['a']].label} | {METHODS[row['b']].label} | "
+                   + " | ".join(format_interval(row["pooled"][f]) for f in FAMILIES) + " |\n")
+    if len(base_seeds) > 1 and rows:
+        out.append("\n### Paired comparisons per base (ID)\n\n| A | B | "
+                   + " | ".join(f"base {b}" for b in base_seeds) + " |\n|---|---|" + "---|" * len(base_seeds) + "\n")
+        for row in rows:
+            out.append(f"| {METHODS[row['a']].label} | {METHODS[row['b']].label} | "
+                       + " | ".join(format_interval(row["per_base"][b]["id"]) for b in base_seeds) + " |\n")
+    if base_results:
+        out.append("\n### Against the base each run started from (paired over units)\n\n| method | "
+                   + " | ".join(FAMILIES.values()) + " |\n|---|---|---|---|\n")
+        for m, runs in results["runs"].items():
+            out.append(f"| {METHODS[m].label} | "
+                       + " | ".join(format_interval(against_base(runs, base_results, f)) for f in FAMILIES) + " |\n")
     out.append(_sweep_table(results))
     out.append(_sft_curve_table(results))
     out.append(_terms_table(results))
@@ -137,8 +153,9 @@ def _sweep_table(results: dict) -> str:
     if not grid:
         return ""
     lines = ["\n### Learning-rate sweep (seed 0, validation split only: mean of ID and ~0% family, %)\n\n",
-             "Grid: " + ", ".join(f"{lr:g}" for lr in results["settings"]["sweep_lrs"]) + " (other columns: runs "
-             "outside the grid, not used for the choice).\n\n",
+             "Starting grid: " + ", ".join(f"{lr:g}" for lr in results["settings"]["sweep_lrs"]) + "; a best rate at "
+             "an edge adds the next rate beyond it (other columns). SFT → RL's row is its RL stage, swept from its "
+             "SFT stage's chosen rate (the `SFT, first half` row).\n\n",
              "| method | " + " | ".join(f"lr {lr:g}" for lr in grid) + " | chosen |\n",
              "|---|" + "---|" * (len(grid) + 1) + "\n"]
     for m, by_lr in results["sweep"].items():
@@ -148,7 +165,9 @@ def _sweep_table(results: dict) -> str:
             cells.append("—" if v is None else f"{100 * sum(v.values()) / len(v):.1f} (ID {100 * v['id']:.0f}, "
                          f"~0% {100 * v['zero']:.0f})")
         chosen = results["learning_rates"].get(m)
-        lines.append(f"| {METHODS[m].label} | " + " | ".join(cells) + (f" | {chosen:g} |\n" if chosen else " | — |\n"))
+        status = results.get("sweep_status", {}).get(m)
+        lines.append(f"| {METHODS[m].label} | " + " | ".join(cells)
+                     + (f" | {chosen:g}" if chosen else " | —") + (f" ({status})" if status else "") + " |\n")
     fixed = results.get("fixed_by_command")
     if fixed:
         lines.append(f"\nRates fixed by the command (`--lr`): {', '.join(fixed)}.\n")
@@ -195,6 +214,12 @@ def _terms_table(results: dict) -> str:
                    + " | ".join(k.removeprefix("srft/") for k in PARAM_METRICS) + " |\n|---|"
                    + "---|" * len(PARAM_METRICS) + "\n")
         out += _term_rows(results, measured, PARAM_METRICS)
+        cosines = [m for m in measured if any(COSINE_METRICS[-1] in h for r in results["runs"][m] for h in r["history"])]
+        if cosines:
+            out.append("\n### Cosines between the terms' parameter gradients (and with the whole gradient), first 10 → "
+                       "last 10 steps\n\n| method | " + " | ".join(k.removeprefix("srft/param_cos_") for k in COSINE_METRICS)
+                       + " |\n|---|" + "---|" * len(COSINE_METRICS) + "\n")
+            out += _term_rows(results, cosines, COSINE_METRICS)
     return "".join(out)
 
 
@@ -302,10 +327,15 @@ def plot(results: dict, out: Path) -> list[Path]:
 
 
 def _slim(results: dict) -> dict:
-    """results.json without bulky per-step histories (those stay in runs/*.json)."""
+    """results.json without bulky per-step histories and per-problem outcomes (those stay in runs/*.json)."""
+    def slim_eval(ev):
+        return {split: {fam: {k: v for k, v in cell.items() if k != "outcomes"} for fam, cell in fams.items()}
+                for split, fams in ev.items()}
+
     out = dict(results)
-    out["runs"] = {m: [{k: v for k, v in r.items() if k != "history"} for r in runs]
+    out["runs"] = {m: [{**{k: v for k, v in r.items() if k != "history"}, "eval": slim_eval(r["eval"])} for r in runs]
                    for m, runs in results["runs"].items()}
+    out["bases"] = {b: {**r, "eval": slim_eval(r["eval"])} for b, r in results.get("bases", {}).items()}
     return out
 
 

@@ -30,6 +30,28 @@ def atomic_write_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
+def versions() -> dict:
+    """The library versions a result was produced with (issue 21: every result records them)."""
+    import importlib.metadata
+    import platform
+
+    out = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "trl", "accelerate", "peft", "datasets"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def provenance(settings: TestbedSettings, base_path: str) -> dict:
+    """What a result needs to be reproduced: the base it started from (seed, weights hash) and the versions."""
+    from .base import weights_sha256
+
+    return {"base_seed": settings.base.seed, "base_key": settings.base.key(), "base_sha256": weights_sha256(base_path),
+            "versions": versions()}
+
+
 def worker_init():
     """One OpenMP / MKL thread per run process: a tiny model's matmuls are far faster so."""
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -165,29 +187,34 @@ def run_one(method_name: str, seed: int, lrs: dict[str, float], settings: Testbe
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    problems = train_problems(settings, seed, method.budget * settings.steps * settings.prompts_per_step)
+    steps = int(method.budget * settings.steps)
+    problems = train_problems(settings, seed, steps * settings.prompts_per_step)
+    own_rate = lrs[method.lr_from[0] if method.lr_from else method_name]
     history, sft_curve = [], []
     with tempfile.TemporaryDirectory(prefix=f"testbed-{method_name}-{seed}-") as workdir:
         if method.kind == "sft":
-            curve_settings = replace(settings, sft_curve_points=settings.sft_curve_points * method.budget)
-            model, log = train_sft(model, tokenizer, problems, curve_settings, seed, lrs["sft"], workdir, sft_curve)
+            points = max(1, round(settings.sft_curve_points * method.budget))
+            curve_settings = replace(settings, sft_curve_points=points)
+            model, log = train_sft(model, tokenizer, problems, curve_settings, seed, own_rate, workdir, sft_curve)
             history = history_rows(log)
         elif method.kind == "rl":
-            model, log = train_rl(model, tokenizer, problems, settings, seed, lrs[method.lr_from[0] if method.lr_from
-                                  else method_name], workdir, method.preset, method.overrides)
+            model, log = train_rl(model, tokenizer, problems, settings, seed, own_rate, workdir, method.preset,
+                                  method.overrides)
             history = history_rows(log)
-        else:  # SFT on the first half of the problems, then GRPO on the second half: the same steps and problems
+        else:  # SFT on the first half of the problems (its own swept stage), then GRPO on the second half
+            (stage,) = method.stage_from
             half = (settings.steps // 2) * settings.prompts_per_step
-            model, log = train_sft(model, tokenizer, problems[:half], settings, seed, lrs["sft"], workdir + "/sft",
+            model, log = train_sft(model, tokenizer, problems[:half], settings, seed, lrs[stage], workdir + "/sft",
                                    sft_curve)
             history = history_rows(log, stage="sft")
-            model, log = train_rl(model, tokenizer, problems[half:], settings, seed, lrs["grpo"], workdir + "/rl",
+            model, log = train_rl(model, tokenizer, problems[half:], settings, seed, own_rate, workdir + "/rl",
                                   method.preset, method.overrides)
             history += history_rows(log, offset=settings.steps // 2, stage="rl")
     train_seconds = time.time() - start
     model.eval()
     result = {
         "method": method_name, "seed": seed, "learning_rates": lrs, "settings_key": settings.run_key(),
+        "regime": settings.regime, **provenance(settings, base_path),
         "problems_seen": len(problems), "optimizer_steps": max((h["step"] for h in history), default=0),
         "eval": evaluate(model, tokenizer, settings), "history": history, "sft_curve": sft_curve,
         "train_seconds": train_seconds, "total_seconds": time.time() - start,
@@ -217,7 +244,8 @@ def evaluate_base(settings: TestbedSettings, base_path: str, result_path: str) -
             logp = torch.log_softmax(logits.float(), -1)
             entropies.append(-(logp.exp() * logp).sum(-1))
     ent = torch.cat(entropies)
-    result = {"method": "base", "settings_key": settings.run_key(), "eval": evaluate(model, tokenizer, settings),
+    result = {"method": "base", "settings_key": settings.run_key(), "regime": settings.regime,
+              **provenance(settings, base_path), "eval": evaluate(model, tokenizer, settings),
               "demo_token_entropy": {"mean": ent.mean().item(), "p90": ent.quantile(0.9).item(),
                                      "max": ent.max().item()}}
     atomic_write_json(Path(result_path), result)

@@ -28,27 +28,50 @@ class TestbedSettings:
     eval_max_new_tokens: int = 96  # 7 terms: at most 75
     eval_temperature: float = 0.6  # the paper's evaluation temperature; one sample per problem (its pass@1)
     sft_curve_points: int = 4  # validation accuracy this many times during each SFT run
-    # Run selection (not part of a run's key).
-    seeds: tuple[int, ...] = (0, 1, 2)
-    methods: tuple[str, ...] = ("sft", "grpo", "sft_grpo", "luffy", "srft", "srft_hpt", "srft_no_wsft", "srft_no_wrl",
-                                 "srft_grpo_rollouts", "sft_long", "srft_no_sft", "srft_param_grads",
-                                 "luffy_srft_rate")
-    # One grid for every method: the testbed's first design ended with it (its first grid, 2e-4 / 6e-4 / 2e-3, did not
-    # bracket a usable rate for GRPO and was widened once); the second design kept it unchanged (README: "Protocol").
-    sweep_lrs: tuple[float, ...] = (2e-5, 2e-4, 2e-3)
+    regime: str = "default"  # a name for the settings below (README: "Regimes"); part of the key
+    # Run selection (not part of a run's key). A paired unit is (base seed, training seed): every method runs on the
+    # same units, so every comparison is a paired difference over them (stats.py).
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    base_seeds: tuple[int, ...] = (0, 1)  # independently pre-trained bases (BaseSettings.seed)
+    methods: tuple[str, ...] = ("sft", "grpo", "grpo_sft", "sft_grpo", "luffy", "srft", "srft_hpt",
+                                "srft_grpo_rollouts", "srft_imitation", "srft_no_wsft", "srft_no_wrl",
+                                "srft_param_grads")
+    # The starting grid of every sweep (a factor of ~3 between points). A sweep whose best rate is at an edge is
+    # extended by the next rate beyond it (x or / sweep_factor) until the best is bracketed (__main__.pick_or_extend).
+    sweep_lrs: tuple[float, ...] = (3e-5, 1e-4, 3e-4, 1e-3)
+    sweep_factor: float = 3.0
+    max_sweep_extensions: int = 3  # per side: a sweep that still sits at an edge after this is reported as such
     workers: int = 2
     base: BaseSettings = field(default_factory=BaseSettings)
 
     def run_key(self) -> str:
         """Hash of everything that shapes a run's result (not which runs are selected)."""
-        shaping = {k: v for k, v in asdict(self).items() if k not in ("seeds", "methods", "sweep_lrs", "workers")}
+        selection = ("seeds", "base_seeds", "methods", "sweep_lrs", "sweep_factor", "max_sweep_extensions", "workers")
+        shaping = {k: v for k, v in asdict(self).items() if k not in selection}
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:10]
+
+    def for_base(self, base_seed: int) -> "TestbedSettings":
+        """These settings on the base pre-trained with `base_seed` (its own key, so its own run files)."""
+        return replace(self, base=replace(self.base, seed=base_seed))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 FULL = TestbedSettings()
+
+# A regime where RL has signal (issue 21): a stronger base (its teacher drops a carry 20% of the time instead of 50%)
+# and groups of 8, so the base's ID rollouts succeed about 30-60% of the time (pilot: benchmarks/testbed/pilot.py,
+# numbers in the README). Same families, sizes, steps and budget; fewer rows (the main comparison) to fit the time.
+SIGNAL = replace(
+    FULL,
+    regime="signal",
+    num_generations=8,
+    base=replace(FULL.base, carry_slip=0.3),
+    methods=("sft", "grpo", "grpo_sft", "srft", "srft_hpt", "srft_imitation", "srft_param_grads"),
+)
+
+REGIMES = {"default": FULL, "signal": SIGNAL}
 
 QUICK = replace(
     FULL,
@@ -58,8 +81,10 @@ QUICK = replace(
     prompts_per_step=2,
     sft_curve_points=1,
     seeds=(0,),
+    base_seeds=(0,),
     methods=("sft", "grpo", "srft"),
     sweep_lrs=(3e-4,),
+    max_sweep_extensions=0,
     base=replace(FULL.base, steps=30),
 )
 
