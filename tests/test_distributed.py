@@ -57,7 +57,9 @@ def test_two_processes_match_one_process(tmp_path):
     assert len(a["losses"]) == len(b["losses"]) == 2
     torch.testing.assert_close(torch.tensor(a["losses"]), torch.tensor(b["losses"]), rtol=1e-4, atol=1e-5)
     assert not torch.equal(a["parameters"], b["parameters"] * 0)
-    torch.testing.assert_close(a["parameters"], b["parameters"], rtol=1e-4, atol=1e-5)
+    # float32 sums in another order (one process vs an all-reduce of two) times SGD's lr 0.5: a few elements of the
+    # tiny model (head size 32 since vLLM's CPU kernels need it) differ by up to 2e-5 after two steps.
+    torch.testing.assert_close(a["parameters"], b["parameters"], rtol=1e-4, atol=5e-5)
 
 
 def test_a_failing_rank_stops_the_whole_run(tmp_path):
