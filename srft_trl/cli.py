@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import subprocess
 import signal
 import sys
@@ -111,10 +112,12 @@ def train(argv: Sequence[str]) -> int:
     """
     from . import recipes
     from . import train as train_module
+    from .checkpoints import RunFinished
 
     argv = list(argv)
     if "-h" in argv or "--help" in argv or "--help-all" in argv:
         return train_module.main(argv)
+    args = None
     try:
         args = recipes.parse_args(argv)
         if not args.launch:
@@ -122,6 +125,13 @@ def train(argv: Sequence[str]) -> int:
             return 0
         train_module.start_point(args)  # an output_dir that holds another run fails here, not in N processes
         launch = cpu_processes(resolve_accelerate_config(args.launch))
+    except RunFinished as finished:  # the same command again: nothing to do, nothing changed
+        print(f"srft-trl train: {finished}")
+        return 0
+    except KeyboardInterrupt:  # Ctrl-C: what was kept and the command that continues, no traceback
+        print(f"\nsrft-trl train: {train_module.interrupted_message(args, 'srft-trl train ' + shlex.join(argv))}",
+              file=sys.stderr)
+        return 130
     except (recipes.RecipeError, ValueError) as error:  # ValueError: resolve_accelerate_config's unknown names
         if not isinstance(error, recipes.RecipeError) and "accelerate" not in str(error):
             raise

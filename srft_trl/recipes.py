@@ -51,7 +51,7 @@ class ScriptArguments:
         trainer: `srft` (`SRFTTrainer`: SRFT and every preset of `SRFTConfig.method`, GRPO and LUFFY
             included), `sft` (TRL's `SFTTrainer` on the demonstrations) or `sft_kl` (SFT plus
             `beta` times the KL divergence to the frozen base model, the paper's SFT_KL).
-        dataset_name: `tiny_math` (shipped with the package), `openr1` (the paper's
+        dataset_name: `tiny_math` or `digit_chains` (shipped with the package), `openr1` (the paper's
             `Elliott/Openr1-Math-46k-8192`), or a Hub id / local file / directory.
         dataset_format: `openr1` (the OpenR1 schema: `prompt`, `target`, `reward_model`) or
             `columns` (any dataset; name its columns with the three `dataset_*_column` fields).
@@ -75,7 +75,7 @@ class ScriptArguments:
 
     trainer: str = field(default="srft", metadata={"help": "srft, sft or sft_kl.", "choices": list(TRAINERS)})
     dataset_name: str = field(
-        default="tiny_math", metadata={"help": "tiny_math, openr1, or a Hub id / local path."}
+        default="tiny_math", metadata={"help": "tiny_math, digit_chains, openr1, or a Hub id / local path."}
     )
     dataset_format: str = field(
         default="openr1",
