@@ -9,7 +9,7 @@ and the digit-chain data SRFT trains it on.
   running sums (carries dropped half the time), so it solves about one 4-5-term chain in five.
   `base/SHA256SUMS` lists every file's sha256; `srft_trl.tasks.digit_chains.shipped_base` checks them
   before the model is used.
-* `train.jsonl`: the first 800 problems of the testbed's seed-0 training stream (4-5-term and 6-term
+* `train.jsonl`: the first 2,400 problems of the testbed's seed-0 training stream (4-5-term and 6-term
   chains alternating), each with its correct running-sum demonstration, in the OpenR1 schema;
   `test.jsonl`: the testbed's 500 in-distribution (4-5-term) test problems; `test_long.jsonl`: its 500
   6-term test problems (one term beyond what the base was pre-trained on).
@@ -36,7 +36,7 @@ from srft_trl.tasks.digit_chains import SHIPPED_DIR, Problem, to_openr1_record  
 
 BASE_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
               "chat_template.jinja", "pretrain_info.json")
-NUM_TRAIN = FULL.steps * FULL.prompts_per_step  # the testbed's budget: 100 steps x 8 problems
+NUM_TRAIN = 3 * FULL.steps * FULL.prompts_per_step  # the quickstart: 300 steps x 8 problems, none repeated
 
 
 def write_jsonl(path: Path, problems: list[Problem], split: str) -> None:

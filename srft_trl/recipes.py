@@ -187,12 +187,34 @@ def resolve_recipe_path(value: str) -> Path:
 
 
 def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
-    """The recipe's YAML mapping."""
+    """The recipe's YAML mapping; a syntax error names the file and line, an empty file says so."""
     with open(path) as handle:
-        recipe = yaml.safe_load(handle) or {}
+        try:
+            recipe = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise RecipeError(f"recipe {path}:{where}: YAML syntax error: {problem}") from None
+    if recipe is None:
+        raise RecipeError(f"recipe {path} is empty: it needs at least a model (model_name_or_path: ... or "
+                          "tiny_model: true); start from a shipped recipe, e.g. srft_quickstart or srft_tiny_cpu.")
     if not isinstance(recipe, dict):
         raise RecipeError(f"recipe {path} must be a YAML mapping of settings, got {type(recipe).__name__}.")
     return recipe
+
+
+def check_value_shapes(recipe: dict[str, Any], parser: TrlParser, source: str = "recipe") -> None:
+    """A list where one value is expected (`num_generations: [4]`), or a mapping for a number, fails
+    naming the key (TrlParser would pass it on, to fail later without the key's name)."""
+    actions = {action.dest: action for action in parser._actions}
+    for key, value in recipe.items():
+        action = actions.get(key)
+        if action is None:
+            continue
+        single = action.nargs not in ("+", "*") and not isinstance(action.nargs, int)
+        if (isinstance(value, (list, tuple)) and single) or (isinstance(value, dict) and action.type in (int, float)):
+            raise RecipeError(f"{source}: {key}: expected a single value, got a {type(value).__name__} ({value!r}).")
 
 
 def _suggest(key: str, known: set[str]) -> str:
@@ -288,9 +310,30 @@ def _locate(message: str, parser: TrlParser, recipe: dict[str, Any], argv: Seque
         return f"--{dest}: {detail}"
     # A config's own check (`__post_init__`): name the recipe if it sets a key the message names.
     mentioned = [key for key in recipe if re.search(rf"\b{re.escape(key)}\b", message)]
-    if recipe_path is not None and any(key not in on_command_line for key in mentioned):
+    if recipe_path is not None and len(on_command_line - {None, "config"}) == 0 and mentioned:
         return f"{recipe_path}: {message}"
     return message
+
+
+def _blame(message: str, parser: TrlParser, recipe: dict[str, Any], argv: Sequence[str], recipe_path) -> str:
+    """`_locate`, and for a config's own check that names no key of the recipe: the command line when the
+    recipe alone parses (`command line (--num_generations 1): ...`), else the recipe file."""
+    located = _locate(message, parser, recipe, argv, recipe_path)
+    if located != message or argparse_message(message):
+        return located
+    overrides = [t for i, t in enumerate(argv) if t != "--config" and (i == 0 or argv[i - 1] != "--config")]
+    if not overrides:
+        return f"{recipe_path}: {message}" if recipe_path else message
+    try:
+        parser.parse_args_and_config(["--config", str(recipe_path)] if recipe_path else [],
+                                     return_remaining_strings=True, separate_remaining_strings=True)
+    except (RecipeError, ValueError, TypeError):
+        return f"{recipe_path}: {message}" if recipe_path else message
+    return f"command line ({' '.join(overrides)}): {message}"
+
+
+def argparse_message(message: str) -> bool:
+    return re.match(r"argument --", message) is not None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ParsedArgs:
@@ -312,6 +355,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ParsedArgs:
     trainer = flag_value(argv, "--trainer") or recipe.get("trainer", "srft")
     parser = make_parser(trainer)
     check_recipe_keys(recipe, parser, str(recipe_path or "recipe"))
+    check_value_shapes(recipe, parser, str(recipe_path or "recipe"))
     given = set(recipe) | {_option_dest(parser, t) for t in argv if t.startswith("--")}
     if not given & {"model_name_or_path", "tiny_model"}:
         raise RecipeError(
@@ -330,7 +374,14 @@ def parse_args(argv: Sequence[str] | None = None) -> ParsedArgs:
             argv, return_remaining_strings=True, separate_remaining_strings=True
         )
     except (RecipeError, ValueError, TypeError) as error:  # argparse and the configs' __post_init__ checks
-        raise RecipeError(_locate(str(error), parser, recipe, argv, recipe_path)) from None
+        raise RecipeError(_blame(str(error), parser, recipe, argv, recipe_path)) from None
+    try:
+        from .rewards import get_reward_funcs
+
+        get_reward_funcs(script.reward_funcs)  # an unknown name or import path fails here, not after the model loads
+    except (ValueError, ImportError, AttributeError) as error:
+        source = "--reward_funcs" if flag_value(argv, "--reward_funcs") else f"{recipe_path or 'recipe'}: reward_funcs"
+        raise RecipeError(f"{source}: {error}") from None
     if not (model.model_name_or_path or script.tiny_model):
         raise RecipeError("model_name_or_path is empty: name a local path or a Hub id (or set tiny_model: true).")
     cli_launch = _check_remaining(cli_rest)

@@ -39,15 +39,15 @@ def accuracy_lines(before: float, after: float, n: int, source: str) -> list[str
     verdict = ("beyond its 95% interval" if lo_g > 0 or hi_g < 0 else "within its 95% interval: not distinguishable "
                "from noise on this many problems")
     return [
-        f"held-out accuracy before: {before:.3f} [{lo_b:.3f}, {hi_b:.3f}] / after: {after:.3f} [{lo_a:.3f}, {hi_a:.3f}] "
-        f"({n} problems of {source}; 95% intervals)",
-        f"held-out gain: {after - before:+.3f} [{lo_g:+.3f}, {hi_g:+.3f}], {verdict}",
+        f"held-out accuracy before: {before:.3f} / after: {after:.3f} ({n} problems of {source})",
+        f"95% intervals: before [{lo_b:.3f}, {hi_b:.3f}], after [{lo_a:.3f}, {hi_a:.3f}]; "
+        f"gain {after - before:+.3f} [{lo_g:+.3f}, {hi_g:+.3f}], {verdict}",
     ]
 
 
 # Panels of training.png: (title, [(label, keys tried in order)]).
 PANELS = (
-    ("accuracy", [("rollout reward (training problems)", ("srft/reward_rollout", "reward"))]),
+    ("accuracy", [("reward of the rollouts (training problems)", ("srft/reward_rollout", "reward"))]),
     ("SRFT weights", [("w_SFT (Eq. 8)", ("srft/w_sft",)), ("w_RL (Eq. 12)", ("srft/w_rl",))]),
 )
 
@@ -79,7 +79,8 @@ def plot_training(history: Sequence[Mapping[str, Any]], path: str | os.PathLike,
         xs, ys = zip(*points)
         axes[0].errorbar(xs, ys, yerr=[[y - lo for y, lo in zip(ys, lows)], [hi - y for y, hi in zip(ys, highs)]],
                          fmt="o", color="black", capsize=4, label=f"held-out accuracy ({n} problems, 95% interval)")
-    axes[0].set_ylim(0, 1)
+    highest = max([0.0] + [float(v.max()) for _, (_, s, v) in curves[0] if len(s)] + [after or 0.0, before or 0.0])
+    axes[0].set_ylim(0, min(1.0, highest + 0.2))
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="upper left")
