@@ -110,12 +110,17 @@ def train(argv: Sequence[str]) -> int:
     A user error (recipe, command line, data, output folder) ends with one line on stderr and exit
     status 2, before anything expensive where it can be known up front.
     """
+    argv = list(argv)
+    if "-h" in argv or "--help" in argv:  # answered without importing torch / TRL (seconds)
+        from .script_args import short_help
+
+        print(short_help())
+        return 0
     from . import recipes
     from . import train as train_module
     from .checkpoints import RunFinished
 
-    argv = list(argv)
-    if "-h" in argv or "--help" in argv or "--help-all" in argv:
+    if "--help-all" in argv:
         return train_module.main(argv)
     args = None
     try:
