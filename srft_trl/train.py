@@ -216,11 +216,22 @@ def run(args: ParsedArgs) -> dict[str, Any]:
         if args.script.overwrite_output_dir and not training.resume_from_checkpoint:
             remove_checkpoints(training.output_dir)
         atomic_write_text(Path(training.output_dir) / RUN_RECIPE, recipe_text(args))
-    if resume:
-        say(f"resuming from {resume}")
-    result = trainer.train(resume_from_checkpoint=resume)
-    trainer.log_metrics("train", result.metrics)
-    trainer.save_metrics("train", result.metrics)
+    step = checkpoint_step(resume) if resume else None
+    if step is not None and 0 < training.max_steps <= step:
+        # The run reached max_steps and saved that step, but stopped before its end (the final save):
+        # `Trainer.train` would train one step past max_steps from such a checkpoint, so it is loaded instead.
+        from transformers import TrainerState
+
+        say(f"finishing the run from {resume} (step {step} of max_steps {training.max_steps}): no step to train")
+        trainer._load_from_checkpoint(resume)
+        trainer.state = TrainerState.load_from_json(os.path.join(resume, "trainer_state.json"))
+        trainer.save_metrics("train", {"global_step": trainer.state.global_step})
+    else:
+        if resume:
+            say(f"resuming from {resume}")
+        result = trainer.train(resume_from_checkpoint=resume)
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
     trainer.save_state()
 
     if evaluate is not None:

@@ -274,6 +274,14 @@ def test_rerun_resumes_the_same_run_and_refuses_another(capsys, tiny_model_dir, 
     assert str(out) in err and "learning_rate: 0.003 -> 0.001" in err and "--overwrite_output_dir" in err
     assert (out / "model.safetensors").read_bytes() == weights  # nothing overwritten
 
+    # As after a crash between the last checkpoint and the end of the run: finished from checkpoint-2, no 3rd step.
+    (out / "train_results.json").unlink()
+    assert cli.main(command) == 0
+    assert f"finishing the run from {out / 'checkpoint-2'}" in capsys.readouterr().out
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
+    assert not (out / "checkpoint-3").exists() and (out / "train_results.json").is_file()
+    assert cli.main(command) == 0 and "nothing to do" in capsys.readouterr().out  # and now it is finished
+
     # As after Ctrl-C during step 2: the same command resumes from the last complete checkpoint.
     shutil.rmtree(out / "checkpoint-2")
     (out / "train_results.json").unlink()
