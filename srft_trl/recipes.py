@@ -107,13 +107,18 @@ def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
 def check_value_shapes(recipe: dict[str, Any], parser: TrlParser, source: str = "recipe") -> None:
     """A list where one value is expected (`num_generations: [4]`), or a mapping for a number, fails
     naming the key (TrlParser would pass it on, to fail later without the key's name)."""
-    actions = {action.dest: action for action in parser._actions}
+    annotations: dict[str, str] = {}  # as declared (HfArgumentParser narrows `field.type` of a Union in place)
+    for cls in parser.dataclass_types:
+        for base in cls.__mro__:
+            for name, annotation in vars(base).get("__annotations__", {}).items():
+                annotations.setdefault(name, str(annotation).lower())
     for key, value in recipe.items():
-        action = actions.get(key)
-        if action is None:
+        annotation = annotations.get(key)
+        if annotation is None:
             continue
-        single = action.nargs not in ("+", "*") and not isinstance(action.nargs, int)
-        if (isinstance(value, (list, tuple)) and single) or (isinstance(value, dict) and action.type in (int, float)):
+        takes_list = any(word in annotation for word in ("list", "tuple", "sequence"))
+        takes_dict = "dict" in annotation
+        if (isinstance(value, (list, tuple)) and not takes_list) or (isinstance(value, dict) and not takes_dict):
             raise RecipeError(f"{source}: {key}: expected a single value, got a {type(value).__name__} ({value!r}).")
 
 

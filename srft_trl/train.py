@@ -101,7 +101,7 @@ def check_hub(training) -> None:
     try:
         HfApi(token=training.hub_token).whoami()
     except Exception as error:  # no token, a refused token, no network: one line, before anything is trained
-        why = "no Hub token: run `hf auth login` (or set HF_TOKEN)" if "token" in str(error).lower() else (
+        why = "no valid Hub token: run `hf auth login` (or set HF_TOKEN)" if "token" in str(error).lower() else (
             f"the Hub cannot be reached ({_first_line(error)})")
         raise RecipeError(f"push_to_hub: true, but {why}; {later}") from None
 

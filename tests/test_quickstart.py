@@ -94,8 +94,10 @@ def test_ctrl_c_keeps_a_checkpoint_and_prints_the_command_that_continues(tmp_pat
     out = tmp_path / "run"
     command = [sys.executable, "-m", "srft_trl.cli", "train", "--config", "srft_quickstart", "--output_dir", str(out),
                "--max_steps", "40", "--save_steps", "1", "--eval_split", "none", "--disable_tqdm", "true"]
+    # SIGINT as a terminal leaves it (a test runner started in the background would pass it on ignored)
     process = subprocess.Popen(command, cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not list(out.glob("checkpoint-*/srft_checkpoint_complete")) and time.time() < deadline:
         assert process.poll() is None, process.communicate()
@@ -111,3 +113,14 @@ def test_ctrl_c_keeps_a_checkpoint_and_prints_the_command_that_continues(tmp_pat
     assert Path(kept.group(1)).is_dir() and Path(kept.group(1)).name == f"checkpoint-{kept.group(2)}"
     assert kept.group(3).startswith("srft-trl train --config srft_quickstart") and str(out) in kept.group(3)
     assert not (out / "model.safetensors").exists()  # nothing pretends to be the final model
+
+
+def test_the_package_does_not_import_the_benchmarks():
+    """The quickstart's task lives in the package (`srft_trl.tasks.digit_chains`); benchmarks/ depends on it."""
+    code = ("import sys; import srft_trl.train, srft_trl.tasks.digit_chains, srft_trl.tasks.tiny_math; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'benchmarks'))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0 and result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+    testbed = (ROOT / "benchmarks" / "testbed" / "settings.py").read_text()
+    assert "from srft_trl.tasks.digit_chains import" in testbed  # the testbed uses the package's problems
