@@ -175,6 +175,9 @@ def run(args: ParsedArgs) -> dict[str, Any]:
             model_path, revision=model_args.model_revision, trust_remote_code=training.trust_remote_code
         )
     except OSError as error:  # not a local folder, and the Hub cannot give it (offline, unknown id, no network)
+        if Path(model_path).expanduser().exists():
+            raise RecipeError(f"model_name_or_path {model_path}: its tokenizer cannot be loaded "
+                              f"({_first_line(error)})") from None
         raise RecipeError(f"model_name_or_path {model_path}: no such local folder, and not loadable from the Hub "
                           f"({_first_line(error)})") from None
 
