@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The quickstart, from a clean checkout: SRFT on a small pre-trained model shipped with the package
-# (digit_chains_base) and its shipped demonstrations, on CPU, no network, about 2 minutes on 2 cores.
+# (digit_chains_base) and its shipped demonstrations, on CPU, no network, 2-3 minutes on 2 cores.
 # It prints held-out accuracy before and after training with 95% intervals and writes
 # outputs/srft-quickstart/training.png.
 #
