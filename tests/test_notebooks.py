@@ -197,3 +197,30 @@ def test_comparison_notebook_runs(tmp_path, kernel_spec_dir, monkeypatch):
 
     assert _inline_images(nb, "plot") == 1
     _assert_png(out / "comparison.png")
+
+
+def test_the_install_cell_installs_from_a_clone(tmp_path, monkeypatch):
+    """The first cell's pip command, with INSTALL on and SRFT_TRL_SOURCE set to this clone, is one pip accepts
+    (run with --dry-run --no-deps: resolved and built, nothing installed into the test environment)."""
+    import subprocess
+
+    nb = nbformat.read(NOTEBOOKS / "srft_lora_quickstart.ipynb", as_version=4)
+    code = next(cell for cell in nb.cells if cell.cell_type == "code").source
+    code = code.replace('"google.colab" in sys.modules', "True").replace('SRFT_TRL_SOURCE = ".."',
+                                                                          f"SRFT_TRL_SOURCE = {str(ROOT)!r}")
+    commands = []
+    scope = {"__name__": "install_cell"}
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: commands.append(command))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # as on a fresh Colab runtime
+    exec(compile(code, "install-cell", "exec"), scope)
+    monkeypatch.undo()
+    (command,) = commands
+    assert command[1:4] == ["-m", "pip", "install"] and command[-1].startswith(str(ROOT)), command
+    report = tmp_path / "report.json"
+    result = subprocess.run([*command, "--dry-run", "--no-deps", "--no-build-isolation", "--report", str(report)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    import json
+
+    (item,) = json.loads(report.read_text())["install"]
+    assert item["metadata"]["name"] == "srft-trl" and item["requested_extras"] == ["plots"]
