@@ -243,7 +243,9 @@ def run(args: ParsedArgs) -> dict[str, Any]:
                                    f"{script.dataset_name}/{script.eval_split}"):
             say(line)
 
-    trainer.save_model(training.output_dir)
+    # `_internal_call=True`: no push from inside `save_model` (transformers pushes there with `push_to_hub`);
+    # the push comes last, below, once the model, card and picture are on disk, and its failure loses nothing.
+    trainer.save_model(training.output_dir, _internal_call=True)
     trainer.create_model_card(model_name=Path(training.output_dir).name, dataset_name=hub_dataset_name(script))
     say(f"model, recipe.yaml and model card saved to {training.output_dir}")
     if is_main:

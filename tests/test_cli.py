@@ -397,3 +397,26 @@ def test_train_help_imports_no_torch():
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert result.returncode == 0 and "--config RECIPE" in result.stdout, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-500:]
+
+
+def test_a_push_that_fails_after_training_keeps_the_saved_run_and_says_how_to_push(capsys, tiny_model_dir, tmp_path,
+                                                                                 monkeypatch):
+    """The Hub answers before training but not at the end: the trained model stays saved, one line says how to push."""
+    from transformers import Trainer
+
+    from srft_trl import train as train_module
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("the Hub went away\nsecond line of a long error")
+
+    monkeypatch.setattr(train_module, "check_hub", lambda training: None)  # reachable at the start
+    monkeypatch.setattr(Trainer, "init_hf_repo", lambda self, *a, **k: None)
+    monkeypatch.setattr(Trainer, "_push_from_checkpoint", lambda self, *a, **k: None)
+    monkeypatch.setattr(Trainer, "push_to_hub", unreachable)
+    out = tmp_path / "run"
+    err = _user_error(capsys, ["train", "--config", str(TINY), "--model_name_or_path", str(tiny_model_dir),
+                               "--output_dir", str(out), "--max_steps", "1", "--eval_split", "none",
+                               "--push_to_hub", "true", "--hub_model_id", "me/run"])
+    assert "push_to_hub failed (ConnectionError: the Hub went away)" in err and f"saved in {out}" in err
+    assert f'hf upload me/run {out} --exclude "checkpoint-*/*"' in err
+    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
