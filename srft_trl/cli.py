@@ -34,6 +34,7 @@ COMMANDS = {
 }
 
 EPILOG = """examples:
+  srft-trl train --config srft_quickstart
   srft-trl train --config recipes/srft_tiny_cpu.yaml
   srft-trl train --config recipes/srft_qwen7b.yaml --accelerate_config fsdp2 --num_processes 8
   srft-trl eval --model outputs/srft-qwen2.5-math-7b --benchmarks math500,aime24

@@ -116,7 +116,7 @@ def short_help(trainer: str = "srft") -> str:
     lines = [
         "usage: srft-trl train --config RECIPE [--KEY VALUE ...] [--accelerate_config NAME|PATH] [--num_processes N]",
         "",
-        "  --config RECIPE          a recipe YAML path, or a shipped recipe name (srft_tiny_cpu, srft_qwen7b, ...)",
+        "  --config RECIPE          a recipe YAML path, or a shipped recipe name (srft_quickstart, srft_tiny_cpu, srft_qwen7b, ...)",
         "  --KEY VALUE              override any recipe setting (snake_case or kebab-case)",
         "  --accelerate_config X    run through `accelerate launch`: ddp, fsdp2, zero3, multinode, cpu_2proc or a path",
         "  --num_processes N        processes for `accelerate launch`",
