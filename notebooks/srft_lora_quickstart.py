@@ -65,7 +65,13 @@ if INSTALL and importlib.util.find_spec("srft_trl") is None:  # skipped after a 
 # * `USE_VLLM = "auto"` generates the rollouts with vLLM colocated on the training GPU when vLLM is
 #   installed and a GPU is present, and with transformers' `generate` otherwise.
 # * `TINY = True` swaps in a ~0.3M-parameter random model built locally (nothing downloaded) and one
-#   CPU thread: that is how CI runs this notebook, with `DATASET = "tiny_math"`.
+#   CPU thread: that is how CI runs this notebook, with `DATASET = "tiny_math"` (plumbing: a random model
+#   shows no learning).
+# * On a CPU, without downloads, to see SRFT teach: `MODEL_ID = "digit_chains_base"` (the quickstart's
+#   pre-trained 0.62M-parameter model, shipped with srft-trl) with `DATASET = "digit_chains"`,
+#   `MAX_STEPS = 300`, `LEARNING_RATE = 1e-3`, `LORA_R = 32`, `PER_DEVICE_BATCH = 32`,
+#   `MAX_COMPLETION_LENGTH = 80`, `EVAL_SIZE = 500`, `EVAL_BATCH_SIZE = 128`: held-out accuracy (greedy, 500 problems)
+#   0.290 -> 0.588 in about 3 minutes on 2 CPU cores.
 
 # %% tags=["parameters"]
 MODEL_ID = "Qwen/Qwen2.5-0.5B-Instruct"      # or "Qwen/Qwen2.5-Math-1.5B" (the paper's smallest model)
@@ -114,6 +120,13 @@ if TINY:
     torch.set_num_threads(1)  # on small CPUs, one thread is ~100x faster for the tiny matmuls
     MODEL_ID = str(ensure_tiny_model(Path(OUTPUT_DIR) / "tiny-model"))
 
+if MODEL_ID == "digit_chains_base":
+    # The quickstart's pre-trained 0.62M-parameter base, shipped with srft-trl (checked by sha256): CPU-sized.
+    from srft_trl.tasks.digit_chains import shipped_base
+
+    torch.set_num_threads(1)
+    MODEL_ID = str(shipped_base())
+
 ON_GPU = torch.cuda.is_available()
 if USE_VLLM == "auto":
     use_vllm = ON_GPU and importlib.util.find_spec("vllm") is not None
@@ -139,7 +152,7 @@ print(f"device: {torch.cuda.get_device_name() if ON_GPU else 'CPU'}, weights {dt
 # %%
 from transformers import AutoTokenizer
 
-from srft_trl.data import SRFT_SYSTEM_PROMPT, filter_by_demo_length, load_openr1, load_tiny_math
+from srft_trl.data import SRFT_SYSTEM_PROMPT, filter_by_demo_length, load_digit_chains, load_openr1, load_tiny_math
 
 tokenizer = AutoTokenizer.from_pretrained(MODEL_ID)
 if DATASET == "tiny_math":
@@ -147,6 +160,11 @@ if DATASET == "tiny_math":
     # ~700-character instruction would dwarf these 28-character prompts, so no system prompt.
     train_dataset = load_tiny_math("train")
     eval_dataset = load_tiny_math("test").select(range(min(EVAL_SIZE, 100)))
+elif DATASET == "digit_chains":
+    # Shipped with the package (the quickstart's task, for MODEL_ID = "digit_chains_base"): 2,400 training
+    # problems with worked demonstrations, 500 held out; bare prompts, as that base was pre-trained.
+    train_dataset = load_digit_chains("train")
+    eval_dataset = load_digit_chains("test").select(range(min(EVAL_SIZE, 500)))
 else:
     rows = load_openr1(DATASET, split=f"train[:{DATASET_SLICE}]", system_prompt=SRFT_SYSTEM_PROMPT,
                        tokenizer=tokenizer)

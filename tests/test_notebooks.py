@@ -224,3 +224,16 @@ def test_the_install_cell_installs_from_a_clone(tmp_path, monkeypatch):
 
     (item,) = json.loads(report.read_text())["install"]
     assert item["metadata"]["name"] == "srft-trl" and item["requested_extras"] == ["plots"]
+
+
+@pytest.mark.slow
+def test_quickstart_notebook_runs_on_the_shipped_pretrained_base(tmp_path, kernel_spec_dir, monkeypatch):
+    """`MODEL_ID = "digit_chains_base"` + `DATASET = "digit_chains"`: the CPU run that shows learning (a few steps here)."""
+    nb = _execute("srft_lora_quickstart.ipynb", tmp_path, kernel_spec_dir, monkeypatch, TINY=False,
+                  MODEL_ID="digit_chains_base", DATASET="digit_chains", MAX_STEPS=2, PER_DEVICE_BATCH=8,
+                  MAX_COMPLETION_LENGTH=80, EVAL_SIZE=24, LORA_R=32)
+    text = _text_output(nb)
+    assert re.search(r"model: \S+digit_chains/base", text), text[-2000:]
+    before = re.search(r"held-out accuracy before training: (\d\.\d{3}) \(24 problems\)", text)
+    assert before and float(before.group(1)) > 0.0  # a pre-trained base solves some chains
+    assert ACCURACY_LINE.search(text) and (tmp_path / "out" / "adapter_config.json").is_file()
