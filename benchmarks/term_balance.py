@@ -34,7 +34,8 @@ from pathlib import Path
 
 import torch
 
-from srft_trl.data import generate_arithmetic_problems, load_tiny_math, to_sft_rows
+from srft_trl.data import load_tiny_math, to_sft_rows
+from srft_trl.tasks.tiny_math import generate_arithmetic_problems
 from srft_trl.files import atomic_write_json, atomic_write_text
 from srft_trl.generation import render_prompt
 from srft_trl.tiny import build_tiny_model, build_tiny_tokenizer

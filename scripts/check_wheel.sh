@@ -53,6 +53,9 @@ XDG_CACHE_HOME="$WORK/cache" "$WORK/venv/bin/srft-trl" train --config srft_tiny_
   --output_dir "$WORK/run/out"
 test -f "$WORK/run/out/recipe.yaml"
 ls "$WORK/run/out"/*.safetensors >/dev/null
+# The quickstart's recipe, data and pre-trained base (checked by sha256) ship in the wheel too.
+"$WORK/venv/bin/srft-trl" train --config srft_quickstart --max_steps 2 --eval_limit 8 --output_dir "$WORK/run/quick"
+ls "$WORK/run/quick"/*.safetensors >/dev/null
 # The accelerate config names resolve to the files inside the installed package.
 "$VPY" -c "
 from srft_trl.shipped import accelerate_config_path, recipe_path

@@ -18,7 +18,7 @@ if ! python -c "import torch" >/dev/null 2>&1; then
   # shellcheck disable=SC2086
   python -m pip install -q ${SRFT_TORCH_SPEC:-torch==2.13.0}
 fi
-if ! python -c "import srft_trl, pytest_socket, nbclient" >/dev/null 2>&1 || [ "$ROOT/setup.cfg" -nt "$VENV/.srft-installed" ]; then
+if ! python -c "import srft_trl, pytest_socket, nbclient, jupytext" >/dev/null 2>&1 || [ "$ROOT/setup.cfg" -nt "$VENV/.srft-installed" ]; then
   # setuptools in the venv itself (not only in pip's isolated build env): tests/test_packaging.py builds the
   # wheel offline with --no-build-isolation, and Python 3.11's venv ships setuptools 65 (no SPDX licences).
   python -m pip install -q "setuptools>=77"

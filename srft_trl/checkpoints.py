@@ -66,13 +66,33 @@ class OutputDirConflict(ValueError):
     """`output_dir` holds something a new run must not overwrite silently."""
 
 
+class RunFinished(Exception):
+    """`output_dir` holds the finished run of these settings and no more steps were asked: nothing to do.
+    Not an error: the message says what is there and how to train further."""
+
+
+def finished_step(output_dir: str | os.PathLike) -> int | None:
+    """The step a finished run in `output_dir` ended at (its `trainer_state.json`), or None if unfinished."""
+    import json
+
+    out = Path(output_dir)
+    if not (out / FINISHED).is_file():
+        return None
+    try:
+        return int(json.loads((out / "trainer_state.json").read_text())["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def resume_point(output_dir: str | os.PathLike, settings: dict, *, ignore: Collection[str] = ()) -> str | None:
     """Where a run with `settings` into `output_dir` starts: None (step 0: the folder is new, empty,
     or holds a run stopped before it saved anything), or the newest complete checkpoint of the
-    same run (same settings, except the keys in `ignore`).
+    same run (same settings, except the keys in `ignore` and `max_steps`: a larger `max_steps`
+    continues the run).
 
-    Raises `OutputDirConflict` when the folder holds another run, files of unknown origin, or the
-    finished run of the same settings with no checkpoint to resume from.
+    Raises `RunFinished` when the folder holds the finished run and `max_steps` asks for no more
+    steps (nothing is changed), `OutputDirConflict` when it holds another run, files of unknown
+    origin, or the finished run with no checkpoint to continue from.
     """
     import yaml
 
@@ -85,7 +105,8 @@ def resume_point(output_dir: str | os.PathLike, settings: dict, *, ignore: Colle
     if not checkpoint_dirs(out) and not (out / FINISHED).is_file():
         return None  # a run that stopped before saving anything: nothing to resume, nothing to lose
     saved = yaml.safe_load((out / RUN_RECIPE).read_text()) or {}
-    changed = [key for key in dict.fromkeys([*saved, *settings]) if key not in ignore and saved.get(key) != settings.get(key)]
+    changed = [key for key in dict.fromkeys([*saved, *settings])
+               if key not in ignore and key != "max_steps" and saved.get(key) != settings.get(key)]
     if changed:
         shown = ", ".join(f"{key}: {saved.get(key)!r} -> {settings.get(key)!r}" for key in changed[:3])
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
@@ -94,8 +115,22 @@ def resume_point(output_dir: str | os.PathLike, settings: dict, *, ignore: Colle
             "continue it with the new settings)"
         )
     last = last_complete_checkpoint(out)
-    if last is None and (out / FINISHED).is_file():
-        raise OutputDirConflict(f"output_dir {out} already holds the finished run of these settings; {fixes}")
+    done = finished_step(out)
+    if done is None:
+        return last
+    max_steps = settings.get("max_steps", saved.get("max_steps"))
+    if not isinstance(max_steps, int) or max_steps <= done:
+        further = (f"pass a larger --max_steps to continue it from {Path(last).name}" if last else
+                   "it kept no checkpoint to continue from")
+        raise RunFinished(
+            f"output_dir {out} already holds this run, finished at step {done}: nothing to do, nothing changed. "
+            f"To train further, {further}; to train again from step 0, pass --overwrite_output_dir true."
+        )
+    if last is None:
+        raise OutputDirConflict(
+            f"output_dir {out} holds this run finished at step {done} with no checkpoint to continue from "
+            f"(save_strategy: no) up to max_steps {max_steps}; {fixes}"
+        )
     return last
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import subprocess
 import signal
 import sys
@@ -32,6 +33,7 @@ COMMANDS = {
 }
 
 EPILOG = """examples:
+  srft-trl train --config srft_quickstart
   srft-trl train --config recipes/srft_tiny_cpu.yaml
   srft-trl train --config recipes/srft_qwen7b.yaml --accelerate_config fsdp2 --num_processes 8
   srft-trl eval --model outputs/srft-qwen2.5-math-7b --benchmarks math500,aime24
@@ -65,13 +67,20 @@ def train(argv: Sequence[str]) -> int:
     A user error (recipe, command line, data, output folder) ends with one line on stderr and exit
     status 2, before anything expensive where it can be known up front.
     """
+    argv = list(argv)
+    if "-h" in argv or "--help" in argv:  # answered without importing torch / TRL (seconds)
+        from .script_args import short_help
+
+        print(short_help())
+        return 0
     from . import recipes
     from . import train as train_module
     from .launch import launch_arguments
+    from .checkpoints import RunFinished
 
-    argv = list(argv)
-    if "-h" in argv or "--help" in argv or "--help-all" in argv:
+    if "--help-all" in argv:
         return train_module.main(argv)
+    args = None
     try:
         args = recipes.parse_args(argv)
         if not args.launch:
@@ -79,6 +88,13 @@ def train(argv: Sequence[str]) -> int:
             return 0
         train_module.start_point(args)  # an output_dir that holds another run fails here, not in N processes
         launch = launch_arguments(args)  # config, processes, precision, port, optional dependencies: checked here
+    except RunFinished as finished:  # the same command again: nothing to do, nothing changed
+        print(f"srft-trl train: {finished}")
+        return 0
+    except KeyboardInterrupt:  # Ctrl-C: what was kept and the command that continues, no traceback
+        print(f"\nsrft-trl train: {train_module.interrupted_message(args, 'srft-trl train ' + shlex.join(argv))}",
+              file=sys.stderr)
+        return 130
     except recipes.RecipeError as error:
         print(f"srft-trl train: error: {error}", file=sys.stderr)
         return 2

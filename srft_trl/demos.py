@@ -88,6 +88,13 @@ def validate_rows(dataset, *, demo_column: str, conversational: bool | None = No
     columns = getattr(dataset, "column_names", None)
     if columns is not None:
         for column in ("prompt", demo_column):
+            if column not in columns and column == demo_column:
+                raise ValueError(
+                    f"The training dataset has no {column!r} column (columns: {columns}): SRFT puts a demonstration "
+                    f"from it into every group. Add your demonstrations as a {column!r} column (or name your column "
+                    "with SRFTConfig(demo_column=...)), or pass args=SRFTConfig(method=\"grpo\") to train exactly as "
+                    "GRPOTrainer does, without demonstrations."
+                )
             if column not in columns:
                 raise ValueError(
                     f"The training dataset has no {column!r} column (columns: {columns}). SRFTTrainer needs a "

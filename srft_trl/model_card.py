@@ -191,3 +191,21 @@ def install_model_card(trainer, *, recipe_text: str, overrides: Sequence[str], b
             )
 
     trainer.create_model_card = create_model_card
+
+
+def settings_recipe(trainer, base_model: str, dataset: str | None, *, peft_config=None, source: str = "") -> str:
+    """The settings of a run built in Python (a notebook) as recipe YAML for `install_model_card`: the model,
+    the data, LoRA and the trainer's key settings (`KEY_SETTINGS`)."""
+    import enum
+
+    import yaml
+
+    recipe: dict[str, Any] = {"model_name_or_path": base_model, "dataset_name": dataset}
+    if peft_config is not None:
+        recipe.update(use_peft=True, lora_r=peft_config.r, lora_alpha=peft_config.lora_alpha)
+    for key in KEY_SETTINGS:
+        value = getattr(trainer.args, key, None)
+        if value is not None:
+            recipe[key] = value.value if isinstance(value, enum.Enum) else value
+    header = f"# The settings of {source}, as a recipe\n" if source else ""
+    return header + yaml.safe_dump(recipe, sort_keys=False)

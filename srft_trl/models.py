@@ -1,5 +1,6 @@
-"""The model a recipe trains: the tiny local model when asked for, the paper's RoPE extension, and
-the keyword arguments the trainer passes to `from_pretrained`."""
+"""The model a recipe trains: the tiny local model when asked for, a model shipped with the package
+(`digit_chains_base`, the quickstart's pre-trained base), the paper's RoPE extension, and the keyword
+arguments the trainer passes to `from_pretrained`."""
 
 from __future__ import annotations
 
@@ -77,12 +78,27 @@ def extend_context(
 
 
 def looks_like_path(value: str) -> bool:
-    """Whether a model reference is meant as a local path rather than a Hub id (`org/name`)."""
+    """Whether a model reference is meant as a local path rather than a Hub id (`org/name`): it starts
+    like a path, has more than one `/`, or its first part is a local folder (`models/nope` next to `models/`)."""
     text = str(value)
+    first = text.split("/", 1)[0]
     return (
         text.startswith(("/", "./", "../", "~", ".\\")) or text.endswith(("/", os.sep)) or text.count("/") > 1
-        or os.path.isabs(text) or text in (".", "..")
+        or os.path.isabs(text) or text in (".", "..") or ("/" in text and Path(first).is_dir())
     )
+
+
+def shipped_model(value: str | None) -> Path | None:
+    """The folder of a model shipped with the package (`digit_chains_base`, checked by sha256), or None
+    when `value` names no shipped model or names an existing local path (a local folder wins)."""
+    from .tasks import digit_chains
+
+    if value != digit_chains.BASE_NAME or Path(value).exists():
+        return None
+    try:
+        return digit_chains.shipped_base()
+    except digit_chains.CorruptBase as error:
+        raise FileNotFoundError(str(error)) from None
 
 
 def check_model_reference(value: str | None, *, tiny_model: bool = False, what: str = "model_name_or_path") -> None:
@@ -92,7 +108,7 @@ def check_model_reference(value: str | None, *, tiny_model: bool = False, what: 
     holds a model: the tiny model is never built at a path the user typed (a typo would train a
     random model there).
     """
-    if not value:
+    if not value or shipped_model(value) is not None:
         return
     path = Path(value).expanduser()
     if tiny_model and not (path / "config.json").is_file():
@@ -112,6 +128,9 @@ def prepare_model_path(script, training, model_args) -> str:
 
     path = model_args.model_name_or_path
     check_model_reference(path, tiny_model=script.tiny_model)
+    shipped = shipped_model(path)
+    if shipped is not None:
+        path = str(shipped)
     if script.tiny_model and not path:
         path = str(default_tiny_model_path())
         with training.main_process_first(local=True, desc="building the tiny model"):

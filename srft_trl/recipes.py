@@ -15,14 +15,13 @@ as a "remaining string", to fail late in `accelerate launch` without its origin)
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import enum
 import functools
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,109 +29,10 @@ import yaml
 from trl import ModelConfig, SFTConfig, TrlParser
 
 from .config import SRFTConfig
+from .script_args import NOT_RUN_IDENTITY, TRAINERS, ScriptArguments, short_help  # noqa: F401  (re-exported)
 from .models import check_model_reference
 from .sft_kl import SFTKLConfig
 from .shipped import recipe_path
-
-TRAINERS = ("srft", "sft", "sft_kl")
-# Settings that do not change what a run computes: a re-run that differs only in these is the same run.
-NOT_RUN_IDENTITY = frozenset({
-    "output_dir", "resume_from_checkpoint", "overwrite_output_dir", "push_to_hub", "hub_model_id", "hub_token",
-    "hub_strategy", "hub_private_repo", "report_to", "run_name", "logging_dir", "torch_num_threads",
-    "dataloader_num_workers", "disable_tqdm",
-})
-
-
-@dataclass
-class ScriptArguments:
-    """Data, reward, model-building and held-out evaluation settings of a recipe.
-
-    Parameters:
-        trainer: `srft` (`SRFTTrainer`: SRFT and every preset of `SRFTConfig.method`, GRPO and LUFFY
-            included), `sft` (TRL's `SFTTrainer` on the demonstrations) or `sft_kl` (SFT plus
-            `beta` times the KL divergence to the frozen base model, the paper's SFT_KL).
-        dataset_name: `tiny_math` (shipped with the package), `openr1` (the paper's
-            `Elliott/Openr1-Math-46k-8192`), or a Hub id / local file / directory.
-        dataset_format: `openr1` (the OpenR1 schema: `prompt`, `target`, `reward_model`) or
-            `columns` (any dataset; name its columns with the three `dataset_*_column` fields).
-        system_prompt: `srft` (the paper's instruction, App. B Fig. A3), `none` (prompts exactly as
-            the dataset has them) or the literal text of a system message.
-        max_demo_tokens: drop rows whose demonstration (+ EOS) is longer, once, before training
-            (the paper's data keeps demonstrations within 8,192 tokens).
-        max_prompt_tokens: drop rows whose chat-formatted prompt is longer (the paper: 1,024).
-        reward_funcs: names in `srft_trl.rewards.REWARD_FUNCS` or dotted import paths.
-        tiny_model: train the tiny random model and byte-level tokenizer (`srft_trl.tiny`) instead
-            of a real one: built once at `~/.cache/srft_trl/tiny-model` (`$XDG_CACHE_HOME`), or taken
-            from `model_name_or_path` when that folder already holds it. A tiny model is never built
-            unless this is set.
-        rope_theta, max_position_embeddings: RoPE base and position window for the base model
-            (the paper's Qwen2.5-Math-7B: 40,000 and 16,384). Applied by writing an extended
-            copy of the checkpoint (config only; weights are linked) to
-            `<output_dir>/_extended_base`, so that vLLM, which loads the model from its path,
-            generates with the same positions as the trained model.
-        eval_split: split of the same dataset evaluated before and after training.
-    """
-
-    trainer: str = field(default="srft", metadata={"help": "srft, sft or sft_kl.", "choices": list(TRAINERS)})
-    dataset_name: str = field(
-        default="tiny_math", metadata={"help": "tiny_math, openr1, or a Hub id / local path."}
-    )
-    dataset_format: str = field(
-        default="openr1",
-        metadata={"help": "Schema of dataset_name: openr1 or columns.", "choices": ["openr1", "columns"]},
-    )
-    dataset_train_split: str = field(default="train", metadata={"help": "Training split."})
-    dataset_prompt_column: str = field(default="prompt", metadata={"help": "Prompt column (dataset_format=columns)."})
-    dataset_demo_column: str = field(default="demo", metadata={"help": "Demonstration column (dataset_format=columns)."})
-    dataset_solution_column: str = field(
-        default="solution", metadata={"help": "Ground-truth answer column (dataset_format=columns)."}
-    )
-    system_prompt: str = field(
-        default="srft", metadata={"help": "srft (the paper's), none (as in the dataset) or literal text."}
-    )
-    max_demo_tokens: int | None = field(
-        default=None, metadata={"help": "Drop rows whose demo + EOS exceeds this many tokens (paper: 8192)."}
-    )
-    max_prompt_tokens: int | None = field(
-        default=None, metadata={"help": "Drop rows whose chat-formatted prompt exceeds this many tokens (paper: 1024)."}
-    )
-    reward_funcs: list[str] = field(
-        default_factory=lambda: ["math_accuracy"],
-        metadata={"help": "Reward functions: names in srft_trl.rewards.REWARD_FUNCS or dotted import paths."},
-    )
-    tiny_model: bool = field(
-        default=False,
-        metadata={"help": "Train the tiny random local model (built once in ~/.cache/srft_trl); never built otherwise."},
-    )
-    rope_theta: float | None = field(default=None, metadata={"help": "RoPE base for the model (paper: 40000)."})
-    max_position_embeddings: int | None = field(
-        default=None, metadata={"help": "Position window for the model (paper: 16384)."}
-    )
-    eval_split: str | None = field(
-        default=None, metadata={"help": "Split of the dataset evaluated before and after training (none: no check)."}
-    )
-    eval_limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N held-out problems."})
-    eval_max_new_tokens: int | None = field(
-        default=None, metadata={"help": "Held-out generation budget (default: max_completion_length, or 1024)."}
-    )
-    eval_temperature: float = field(default=0.6, metadata={"help": "Held-out sampling temperature (paper: 0.6)."})
-    eval_generation_batch_size: int = field(default=64, metadata={"help": "Held-out prompts per generate call."})
-    torch_num_threads: int | None = field(
-        default=None,
-        metadata={"help": "torch.set_num_threads; 1 on small CPU machines, where OpenMP threads slow tiny matmuls."},
-    )
-    overwrite_output_dir: bool = field(
-        default=False,
-        metadata={"help": "Train from step 0 into an output_dir that holds another run (its checkpoints are removed)."},
-    )
-
-    def __post_init__(self):
-        if self.trainer not in TRAINERS:
-            raise ValueError(f"trainer={self.trainer!r} must be one of {list(TRAINERS)}.")
-        if isinstance(self.reward_funcs, str):
-            self.reward_funcs = [self.reward_funcs]
-        if isinstance(self.eval_split, str) and self.eval_split.strip().lower() in ("", "none"):
-            self.eval_split = None  # like `system_prompt: none`
 
 CONFIG_CLASSES: dict[str, type] = {"srft": SRFTConfig, "sft": SFTConfig, "sft_kl": SFTKLConfig}
 
@@ -187,12 +87,39 @@ def resolve_recipe_path(value: str) -> Path:
 
 
 def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
-    """The recipe's YAML mapping."""
+    """The recipe's YAML mapping; a syntax error names the file and line, an empty file says so."""
     with open(path) as handle:
-        recipe = yaml.safe_load(handle) or {}
+        try:
+            recipe = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise RecipeError(f"recipe {path}:{where}: YAML syntax error: {problem}") from None
+    if recipe is None:
+        raise RecipeError(f"recipe {path} is empty: it needs at least a model (model_name_or_path: ... or "
+                          "tiny_model: true); start from a shipped recipe, e.g. srft_quickstart or srft_tiny_cpu.")
     if not isinstance(recipe, dict):
         raise RecipeError(f"recipe {path} must be a YAML mapping of settings, got {type(recipe).__name__}.")
     return recipe
+
+
+def check_value_shapes(recipe: dict[str, Any], parser: TrlParser, source: str = "recipe") -> None:
+    """A list where one value is expected (`num_generations: [4]`), or a mapping for a number, fails
+    naming the key (TrlParser would pass it on, to fail later without the key's name)."""
+    annotations: dict[str, str] = {}  # as declared (HfArgumentParser narrows `field.type` of a Union in place)
+    for cls in parser.dataclass_types:
+        for base in cls.__mro__:
+            for name, annotation in vars(base).get("__annotations__", {}).items():
+                annotations.setdefault(name, str(annotation).lower())
+    for key, value in recipe.items():
+        annotation = annotations.get(key)
+        if annotation is None:
+            continue
+        takes_list = any(word in annotation for word in ("list", "tuple", "sequence"))
+        takes_dict = "dict" in annotation
+        if (isinstance(value, (list, tuple)) and not takes_list) or (isinstance(value, dict) and not takes_dict):
+            raise RecipeError(f"{source}: {key}: expected a single value, got a {type(value).__name__} ({value!r}).")
 
 
 def _suggest(key: str, known: set[str]) -> str:
@@ -288,9 +215,30 @@ def _locate(message: str, parser: TrlParser, recipe: dict[str, Any], argv: Seque
         return f"--{dest}: {detail}"
     # A config's own check (`__post_init__`): name the recipe if it sets a key the message names.
     mentioned = [key for key in recipe if re.search(rf"\b{re.escape(key)}\b", message)]
-    if recipe_path is not None and any(key not in on_command_line for key in mentioned):
+    if recipe_path is not None and len(on_command_line - {None, "config"}) == 0 and mentioned:
         return f"{recipe_path}: {message}"
     return message
+
+
+def _blame(message: str, parser: TrlParser, recipe: dict[str, Any], argv: Sequence[str], recipe_path) -> str:
+    """`_locate`, and for a config's own check that names no key of the recipe: the command line when the
+    recipe alone parses (`command line (--num_generations 1): ...`), else the recipe file."""
+    located = _locate(message, parser, recipe, argv, recipe_path)
+    if located != message or argparse_message(message):
+        return located
+    overrides = [t for i, t in enumerate(argv) if t != "--config" and (i == 0 or argv[i - 1] != "--config")]
+    if not overrides:
+        return f"{recipe_path}: {message}" if recipe_path else message
+    try:
+        parser.parse_args_and_config(["--config", str(recipe_path)] if recipe_path else [],
+                                     return_remaining_strings=True, separate_remaining_strings=True)
+    except (RecipeError, ValueError, TypeError):
+        return f"{recipe_path}: {message}" if recipe_path else message
+    return f"command line ({' '.join(overrides)}): {message}"
+
+
+def argparse_message(message: str) -> bool:
+    return re.match(r"argument --", message) is not None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ParsedArgs:
@@ -312,6 +260,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ParsedArgs:
     trainer = flag_value(argv, "--trainer") or recipe.get("trainer", "srft")
     parser = make_parser(trainer)
     check_recipe_keys(recipe, parser, str(recipe_path or "recipe"))
+    check_value_shapes(recipe, parser, str(recipe_path or "recipe"))
     given = set(recipe) | {_option_dest(parser, t) for t in argv if t.startswith("--")}
     if not given & {"model_name_or_path", "tiny_model"}:
         raise RecipeError(
@@ -330,7 +279,14 @@ def parse_args(argv: Sequence[str] | None = None) -> ParsedArgs:
             argv, return_remaining_strings=True, separate_remaining_strings=True
         )
     except (RecipeError, ValueError, TypeError) as error:  # argparse and the configs' __post_init__ checks
-        raise RecipeError(_locate(str(error), parser, recipe, argv, recipe_path)) from None
+        raise RecipeError(_blame(str(error), parser, recipe, argv, recipe_path)) from None
+    try:
+        from .rewards import get_reward_funcs
+
+        get_reward_funcs(script.reward_funcs)  # an unknown name or import path fails here, not after the model loads
+    except (ValueError, ImportError, AttributeError) as error:
+        source = "--reward_funcs" if flag_value(argv, "--reward_funcs") else f"{recipe_path or 'recipe'}: reward_funcs"
+        raise RecipeError(f"{source}: {error}") from None
     if not (model.model_name_or_path or script.tiny_model):
         raise RecipeError("model_name_or_path is empty: name a local path or a Hub id (or set tiny_model: true).")
     cli_launch = _check_remaining(cli_rest)
@@ -376,29 +332,3 @@ def recipe_text(args: ParsedArgs) -> str:
     command = " ".join(["srft-trl train", source, *args.overrides])
     header = f"# Effective settings of this run (the recipe with the command line applied):\n#   {command}\n"
     return header + yaml.safe_dump(args.effective, sort_keys=False, allow_unicode=True)
-
-
-def short_help(trainer: str = "srft") -> str:
-    """`srft-trl train --help`: the recipe, the launcher and the script's own settings; the
-    trainer's ~300 TRL/transformers settings are listed by `--help-all`."""
-    lines = [
-        "usage: srft-trl train --config RECIPE [--KEY VALUE ...] [--accelerate_config NAME|PATH] [--num_processes N]",
-        "",
-        "  --config RECIPE          a recipe YAML path, or a shipped recipe name (srft_tiny_cpu, srft_qwen7b, ...)",
-        "  --KEY VALUE              override any recipe setting (snake_case or kebab-case)",
-        "  --accelerate_config X    run through `accelerate launch`: ddp, fsdp2, zero3, multinode, cpu_2proc or a path",
-        "  --num_processes N        processes for `accelerate launch`",
-        "  --help-all               every setting: the script's, the trainer config's (SRFTConfig / TRL) and ModelConfig",
-        "",
-        "script settings (srft_trl.recipes.ScriptArguments):",
-    ]
-    for spec in dataclasses.fields(ScriptArguments):
-        help_text = spec.metadata.get("help", "")
-        lines.append(f"  --{spec.name:<26} {help_text}")
-    lines += [
-        "",
-        f"trainer settings: every field of {CONFIG_CLASSES[trainer].__name__} (method, num_demos, num_generations, "
-        "learning_rate, max_steps, output_dir, ...) and of TRL's ModelConfig (model_name_or_path, dtype, use_peft, "
-        "lora_r, ...); see --help-all.",
-    ]
-    return "\n".join(lines)

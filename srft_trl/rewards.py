@@ -13,6 +13,8 @@ completion (TRL passes dataset columns as keyword arguments, so the column must 
   unparseable gold answer scores 0.0 with a one-time warning naming it.
 * ``multiple_choice``: 1.0 if the letter chosen after ``</think>`` (see
   :func:`srft_trl.grading.extract_choice`, letters A-J) equals the gold letter.
+* ``exact_answer``: 1.0 if the ``\\boxed{}`` after ``</think>`` holds exactly the gold text (integer
+  answers: the digit-chain task of the quickstart and the testbed); in process, no worker pool.
 * ``format``: 1.0 if the completion has ``<think>...</think>`` (the opening tag may be in the
   prompt, as with the paper's template) followed by a ``\\boxed{}`` answer.
 
@@ -36,6 +38,7 @@ __all__ = [
     "math_accuracy_reward",
     "multiple_choice_reward",
     "format_reward",
+    "exact_answer_reward",
     "REWARD_FUNCS",
     "get_reward_funcs",
     "completion_text",
@@ -182,8 +185,24 @@ def format_reward(completions: Sequence, **kwargs) -> list[float]:
     return scores
 
 
+def exact_answer_reward(completions: Sequence, solution: Sequence | None = None, **kwargs) -> list[float]:
+    """1.0 per completion whose ``\\boxed{}`` after ``</think>`` holds exactly its gold answer (stripped).
+
+    For integer answers exact match and Math-Verify agree, and a step of a tiny model takes about as
+    long as dispatching its completions to ``math_accuracy``'s grading workers would.
+    """
+    _check_lengths(completions, solution, "exact_answer_reward")
+    scores = []
+    for completion, gold in zip(completions, solution):
+        answer = answer_after_think(completion_text(completion), require_think=True)
+        boxed = extract_boxed(answer) if answer is not None else None
+        scores.append(1.0 if boxed is not None and gold is not None and boxed.strip() == str(gold).strip() else 0.0)
+    return scores
+
+
 REWARD_FUNCS: dict[str, Callable[..., list[float]]] = {
     "math_accuracy": math_accuracy_reward,
+    "exact_answer": exact_answer_reward,
     "multiple_choice": multiple_choice_reward,
     "format": format_reward,
 }

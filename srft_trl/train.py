@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,7 +26,8 @@ from trl import get_peft_config, get_quantization_config
 
 from . import cpu_fsdp, data
 from .callbacks import CompleteCheckpointCallback, ModelCardInCheckpointCallback
-from .checkpoints import RUN_RECIPE, OutputDirConflict, last_complete_checkpoint, remove_checkpoints, resume_point
+from .checkpoints import (RUN_RECIPE, OutputDirConflict, RunFinished, checkpoint_step, last_complete_checkpoint,
+                          remove_checkpoints, resume_point)
 from .files import atomic_write_text
 from .generation import heldout_accuracy
 from .launch import check_optional_dependencies
@@ -33,14 +35,15 @@ from .model_card import final_metrics, install_model_card
 from .models import model_init_kwargs, prepare_model_path
 from .recipes import NOT_RUN_IDENTITY, ParsedArgs, RecipeError, ScriptArguments, parse_args, recipe_text, short_help
 from .rewards import get_reward_funcs
+from .run_summary import accuracy_lines, plot_training
 
 logger = logging.getLogger(__name__)
 
 
 def dataset_reference(script: ScriptArguments) -> str:
     """The data set as the model card names it: a Hub id, a local path, or the shipped tiny set."""
-    if script.dataset_name == "tiny_math":
-        return "tiny_math (the arithmetic set shipped with srft-trl)"
+    if script.dataset_name in data.SHIPPED_DATASETS:
+        return f"{script.dataset_name} (a set shipped with srft-trl)"
     path = Path(script.dataset_name).expanduser()
     return str(path.resolve()) if path.exists() else hub_dataset_name(script) or script.dataset_name
 
@@ -49,7 +52,7 @@ def hub_dataset_name(script: ScriptArguments) -> str | None:
     """The dataset's Hub id for the model card (None for the shipped tiny set and local files)."""
     if script.dataset_name == "openr1":
         return data.OPENR1_HUB_ID
-    if script.dataset_name == "tiny_math" or Path(script.dataset_name).exists():
+    if script.dataset_name in data.SHIPPED_DATASETS or Path(script.dataset_name).exists():
         return None
     return script.dataset_name
 
@@ -59,7 +62,8 @@ def start_point(args: ParsedArgs) -> str | None:
 
     `resume_from_checkpoint` (a path, or true for the newest complete checkpoint) is obeyed as
     given. Otherwise a re-run into an `output_dir` holding the same run (same effective settings)
-    resumes from its newest complete checkpoint, and one holding another run is refused
+    resumes from its newest complete checkpoint, one holding the finished run raises `RunFinished`
+    (nothing to do) unless a larger `max_steps` asks for more, and one holding another run is refused
     (`RecipeError` naming the fix) unless `overwrite_output_dir` is set. Nothing is overwritten silently.
     """
     training = args.training
@@ -76,6 +80,59 @@ def start_point(args: ParsedArgs) -> str | None:
         return resume_point(training.output_dir, args.effective, ignore=NOT_RUN_IDENTITY)
     except OutputDirConflict as error:
         raise RecipeError(str(error)) from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def push_later_command(training) -> str:
+    """The command that pushes a saved run to the Hub (the model, tokenizer, card and recipe; no checkpoints)."""
+    repo = training.hub_model_id or f"YOUR_NAME/{Path(training.output_dir).name}"
+    return f'hf upload {repo} {training.output_dir} --exclude "checkpoint-*/*"'
+
+
+def check_hub(training) -> None:
+    """With `push_to_hub`, fail before any work when the Hub is offline, unreachable or we are not logged in."""
+    from huggingface_hub import HfApi, constants
+
+    later = f"or train with --push_to_hub false and push the saved run later: {push_later_command(training)}"
+    if constants.HF_HUB_OFFLINE:
+        raise RecipeError(f"push_to_hub: true, but the Hub is switched off here (HF_HUB_OFFLINE=1); unset it, {later}")
+    try:
+        HfApi(token=training.hub_token).whoami()
+    except Exception as error:  # no token, a refused token, no network: one line, before anything is trained
+        why = "no valid Hub token: run `hf auth login` (or set HF_TOKEN)" if "token" in str(error).lower() else (
+            f"the Hub cannot be reached ({_first_line(error)})")
+        raise RecipeError(f"push_to_hub: true, but {why}; {later}") from None
+
+
+def save_training_plot(trainer, extra: dict, n: int, output_dir) -> Path | None:
+    """`training.png` in `output_dir` (`srft_trl.run_summary.plot_training`); None without matplotlib."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        logger.info("matplotlib is not installed: no training.png (pip install matplotlib)")
+        return None
+    return plot_training(trainer.state.log_history, Path(output_dir) / "training.png",
+                         before=extra.get("heldout_accuracy_before"), after=extra.get("heldout_accuracy_after"), n=n,
+                         title=Path(output_dir).name)
+
+
+def interrupted_message(args: ParsedArgs | None, command: str) -> str:
+    """What Ctrl-C kept and the command that continues (the same one: a re-run resumes)."""
+    if args is None:
+        return "interrupted before training started; nothing was written."
+    training = args.training
+    last = last_complete_checkpoint(training.output_dir)
+    if last is not None:
+        kept = f"kept {last} (step {checkpoint_step(last)})"
+    elif getattr(training.save_strategy, "value", training.save_strategy) == "no":
+        kept = "no checkpoint kept (save_strategy: no); the same command starts over"
+    else:
+        kept = "no checkpoint yet (none complete); the same command starts over"
+    return f"interrupted: {kept}; continue with: {command}"
 
 
 def build_trainer(args: ParsedArgs, model_path: str, tokenizer, train_dataset):
@@ -128,12 +185,21 @@ def run(args: ParsedArgs) -> dict[str, Any]:
 
     # The output folder: a new run, the same run resumed, or another run refused (before any work).
     resume = start_point(args)
+    if training.push_to_hub:
+        check_hub(training)
 
     # The model: a path or Hub id, the tiny local model when asked for, RoPE-extended when asked.
     model_path = prepare_model_path(script, training, model_args)
-    tokenizer = AutoTokenizer.from_pretrained(
-        model_path, revision=model_args.model_revision, trust_remote_code=training.trust_remote_code
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_path, revision=model_args.model_revision, trust_remote_code=training.trust_remote_code
+        )
+    except OSError as error:  # not a local folder, and the Hub cannot give it (offline, unknown id, no network)
+        if Path(model_path).expanduser().exists():
+            raise RecipeError(f"model_name_or_path {model_path}: its tokenizer cannot be loaded "
+                              f"({_first_line(error)})") from None
+        raise RecipeError(f"model_name_or_path {model_path}: no such local folder, and not loadable from the Hub "
+                          f"({_first_line(error)})") from None
 
     # The data: the training split filtered once, and the held-out split.
     demo_column = training.demo_column if script.trainer == "srft" else "demo"
@@ -180,30 +246,49 @@ def run(args: ParsedArgs) -> dict[str, Any]:
         if args.script.overwrite_output_dir and not training.resume_from_checkpoint:
             remove_checkpoints(training.output_dir)
         atomic_write_text(Path(training.output_dir) / RUN_RECIPE, recipe_text(args))
-    if resume:
-        say(f"resuming from {resume}")
-    result = trainer.train(resume_from_checkpoint=resume)
-    if training.world_size > 1 or cpu_fsdp.launcher_asked_for():
-        print(f"[srft-trl] process {training.process_index}: {trainer.accelerator.distributed_type.name}, "
-              f"{cpu_fsdp.sharding_summary(trainer.model_wrapped)}", flush=True)
-    trainer.log_metrics("train", result.metrics)
-    trainer.save_metrics("train", result.metrics)
+    step = checkpoint_step(resume) if resume else None
+    if step is not None and 0 < training.max_steps <= step:
+        # The run reached max_steps and saved that step, but stopped before its end (the final save):
+        # `Trainer.train` would train one step past max_steps from such a checkpoint, so it is loaded instead.
+        from transformers import TrainerState
+
+        say(f"finishing the run from {resume} (step {step} of max_steps {training.max_steps}): no step to train")
+        trainer._load_from_checkpoint(resume)
+        trainer.state = TrainerState.load_from_json(os.path.join(resume, "trainer_state.json"))
+        trainer.save_metrics("train", {"global_step": trainer.state.global_step})
+    else:
+        if resume:
+            say(f"resuming from {resume}")
+        result = trainer.train(resume_from_checkpoint=resume)
+        if training.world_size > 1 or cpu_fsdp.launcher_asked_for():
+            print(f"[srft-trl] process {training.process_index}: {trainer.accelerator.distributed_type.name}, "
+                  f"{cpu_fsdp.sharding_summary(trainer.model_wrapped)}", flush=True)
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
     trainer.save_state()
 
     if evaluate is not None:
         with model_for_generation(trainer) as model:
             extra["heldout_accuracy_after"] = evaluate(model)
-        say(
-            f"held-out accuracy before: {extra['heldout_accuracy_before']:.3f} / "
-            f"after: {extra['heldout_accuracy_after']:.3f} "
-            f"({len(heldout)} problems of {script.dataset_name}/{script.eval_split})"
-        )
+        for line in accuracy_lines(extra["heldout_accuracy_before"], extra["heldout_accuracy_after"], len(heldout),
+                                   f"{script.dataset_name}/{script.eval_split}"):
+            say(line)
 
-    trainer.save_model(training.output_dir)
+    # `_internal_call=True`: no push from inside `save_model` (transformers pushes there with `push_to_hub`);
+    # the push comes last, below, once the model, card and picture are on disk, and its failure loses nothing.
+    trainer.save_model(training.output_dir, _internal_call=True)
     trainer.create_model_card(model_name=Path(training.output_dir).name, dataset_name=hub_dataset_name(script))
     say(f"model, recipe.yaml and model card saved to {training.output_dir}")
+    if is_main:
+        picture = save_training_plot(trainer, extra, len(heldout) if heldout is not None else 0, training.output_dir)
+        if picture:
+            say(f"training curves: {picture}")
     if training.push_to_hub:
-        trainer.push_to_hub(dataset_name=hub_dataset_name(script))
+        try:
+            trainer.push_to_hub(dataset_name=hub_dataset_name(script))
+        except Exception as error:  # the Hub went away during training: the run is saved, say how to push it
+            raise RecipeError(f"push_to_hub failed ({_first_line(error)}); the run is saved in {training.output_dir}; "
+                              f"push it later with: {push_later_command(training)}") from None
         say(f"pushed to https://huggingface.co/{trainer.hub_model_id}")
     metrics = final_metrics(trainer, extra)
     if hasattr(trainer, "end"):  # transformers >= 5.18: finish the trackers, destroy the process group
@@ -217,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "-h" in argv or "--help" in argv:
         print(short_help())
         return 0
+    args = None
     try:
         if "--help-all" in argv:  # every setting of the trainer the command line or the recipe names
             from .recipes import flag_value, make_parser, read_recipe, resolve_recipe_path
@@ -230,9 +316,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.launch and not launched:
             logger.warning("launcher options %s are used by `srft-trl train` only; ignored here.", args.launch)
         run(args)
+    except RunFinished as finished:
+        print(f"srft-trl: {finished}")
     except RecipeError as error:
         print(f"srft-trl: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nsrft-trl: {interrupted_message(args, 'python -m srft_trl.train ' + shlex.join(argv))}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -113,6 +113,14 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             }"""),
     }
 
+    # Per-batch state, also as class defaults: a trainer built without `__init__` (TRL's own tests of the
+    # rollout-function dispatch do so) behaves as `GRPOTrainer` instead of failing on a missing attribute.
+    _srft_slots = None
+    _srft_correct = None
+    _srft_scorable = None
+    _srft_on_forward = None
+    _srft_warned_weight = False
+
     def __init__(
         self,
         model,
@@ -130,13 +138,16 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         rollout_func=None,
         environment_factory=None,
     ):
-        if args is None:
+        if args is None:  # the `srft` preset: a dataset without demonstrations is named before the config is built
+            if train_dataset is not None and not isinstance(train_dataset, IterableDataset):
+                validate_rows(train_dataset, demo_column=SRFTConfig.demo_column, max_rows=0)
             model_name = model if isinstance(model, str) else get_config_model_id(model.config)
             args = SRFTConfig(f"{model_name.split('/')[-1]}-SRFT")
         elif not isinstance(args, SRFTConfig):
             raise TypeError(
-                f"SRFTTrainer needs an SRFTConfig, got {type(args).__name__}. Build one with the same fields, e.g. "
-                "SRFTConfig(**{k: v for k, v in grpo_args.to_dict().items() if not k.startswith('_')})."
+                f"SRFTTrainer needs an SRFTConfig, got {type(args).__name__}: build it with the same arguments, "
+                "SRFTConfig(output_dir=..., ...) (it subclasses GRPOConfig, every GRPO argument keeps its meaning); "
+                "SRFTConfig(method=\"grpo\") trains exactly as GRPOTrainer does, without demonstrations."
             )
         if args.uses_demos:
             self._check_supported(tools, rollout_func, environment_factory, args)

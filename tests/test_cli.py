@@ -272,9 +272,17 @@ def test_rerun_resumes_the_same_run_and_refuses_another(capsys, tiny_model_dir, 
         assert "## Training recipe" in (out / f"checkpoint-{step}" / "README.md").read_text()
     weights = (out / "model.safetensors").read_bytes()
 
-    err = _user_error(capsys, [*command[:-2], "--max_steps", "3", "--eval_split", "none"])
-    assert str(out) in err and "max_steps: 2 -> 3" in err and "--overwrite_output_dir" in err
+    err = _user_error(capsys, [*command, "--learning_rate", "1e-3"])
+    assert str(out) in err and "learning_rate: 0.003 -> 0.001" in err and "--overwrite_output_dir" in err
     assert (out / "model.safetensors").read_bytes() == weights  # nothing overwritten
+
+    # As after a crash between the last checkpoint and the end of the run: finished from checkpoint-2, no 3rd step.
+    (out / "train_results.json").unlink()
+    assert cli.main(command) == 0
+    assert f"finishing the run from {out / 'checkpoint-2'}" in capsys.readouterr().out
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
+    assert not (out / "checkpoint-3").exists() and (out / "train_results.json").is_file()
+    assert cli.main(command) == 0 and "nothing to do" in capsys.readouterr().out  # and now it is finished
 
     # As after Ctrl-C during step 2: the same command resumes from the last complete checkpoint.
     shutil.rmtree(out / "checkpoint-2")
@@ -312,3 +320,105 @@ def test_help_piped_into_a_pager_that_closes_early_ends_quietly():
     errors = process.stderr.read().decode()
     process.wait(timeout=60)
     assert "Traceback" not in errors and "BrokenPipeError" not in errors
+
+
+# --------------------------------------------------------------------------------------------
+# Mistakes that used to end in a traceback: one line naming the thing, exit status 2, through the CLI
+# --------------------------------------------------------------------------------------------
+
+
+def _cli_error(tmp_path: Path, *args: str, cwd: Path | None = None, **env) -> str:
+    """`srft-trl train ARGS` in a subprocess: exit status 2, exactly one line on stderr, no traceback."""
+    environment = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=str(ROOT),
+                       TOKENIZERS_PARALLELISM="false")
+    environment.update(env)
+    result = subprocess.run([sys.executable, "-m", "srft_trl.cli", "train", *args], cwd=cwd or tmp_path,
+                            env=environment, capture_output=True, text=True, timeout=300)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stdout[-2000:] + result.stderr[-3000:]
+    assert lines[0].startswith("srft-trl train: error: ") and result.stdout == "", result.stderr
+    return lines[0]
+
+
+def test_a_misspelt_relative_model_path_is_named_as_missing(tmp_path):
+    out = str(tmp_path / "out")
+    err = _cli_error(tmp_path, "--config", "srft_tiny_cpu", "--model_name_or_path", "models/nope", "--tiny_model",
+                     "false", "--output_dir", out)
+    assert "model_name_or_path models/nope: no such local folder" in err
+    (tmp_path / "models").mkdir()  # next to a models/ folder it is plainly a path: named before anything loads
+    err = _cli_error(tmp_path, "--config", "srft_tiny_cpu", "--model_name_or_path", "models/nope", "--tiny_model",
+                     "false", "--output_dir", out)
+    assert "model_name_or_path models/nope: no such file or folder" in err
+
+
+def test_recipe_file_mistakes_are_named(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("trainer: srft\nmax_steps: [3\n  learning_rate: 2\n")
+    err = _cli_error(tmp_path, "--config", str(broken))
+    assert f"recipe {broken}: line 3, column 16: YAML syntax error" in err
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    err = _cli_error(tmp_path, "--config", str(empty))
+    assert f"recipe {empty} is empty" in err
+    shaped = Path(_recipe(tmp_path, num_generations=[4]))
+    err = _cli_error(tmp_path, "--config", str(shaped))
+    assert f"{shaped}: num_generations: expected a single value, got a list ([4])" in err
+
+
+def test_unknown_reward_function_is_named_before_the_model_loads(tmp_path):
+    err = _cli_error(tmp_path, "--config", "srft_tiny_cpu", "--reward_funcs", "acuracy", "--output_dir",
+                     str(tmp_path / "o"))
+    assert "--reward_funcs" in err and "'acuracy'" in err and "math_accuracy" in err
+    recipe = _recipe(tmp_path, reward_funcs=["mymodule.nope"])
+    err = _cli_error(tmp_path, "--config", recipe)
+    assert f"{recipe}: reward_funcs" in err and "mymodule" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_command_line_values_are_blamed_on_the_command_line(tmp_path):
+    err = _cli_error(tmp_path, "--config", "srft_tiny_cpu", "--per_device_train_batch_size", "6")
+    assert "command line (--per_device_train_batch_size 6)" in err and "srft_tiny_cpu.yaml" not in err
+    err = _cli_error(tmp_path, "--config", "srft_tiny_cpu", "--num_generations", "1")
+    assert "command line (--num_generations 1)" in err and "generations" in err
+
+
+def test_push_to_hub_without_a_reachable_hub_fails_before_any_work(tmp_path):
+    out = tmp_path / "o"
+    err = _cli_error(tmp_path, "--config", "srft_tiny_cpu", "--push_to_hub", "true", "--output_dir", str(out))
+    assert "push_to_hub" in err and "HF_HUB_OFFLINE=1" in err and f"hf upload YOUR_NAME/o {out}" in err
+    err = _cli_error(tmp_path, "--config", "srft_tiny_cpu", "--push_to_hub", "true", "--hub_model_id", "me/run",
+                     "--output_dir", str(out), HF_HUB_OFFLINE="0", HF_ENDPOINT="http://127.0.0.1:9", HF_TOKEN="hf_x")
+    assert "the Hub cannot be reached" in err and "hf upload me/run" in err
+    assert not out.exists()
+
+
+def test_train_help_imports_no_torch():
+    code = ("import sys; from srft_trl import cli; cli.main(['train', '--help']); "
+            "print(sorted(m for m in ('torch', 'trl', 'transformers', 'peft', 'datasets') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0 and "--config RECIPE" in result.stdout, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-500:]
+
+
+def test_a_push_that_fails_after_training_keeps_the_saved_run_and_says_how_to_push(capsys, tiny_model_dir, tmp_path,
+                                                                                 monkeypatch):
+    """The Hub answers before training but not at the end: the trained model stays saved, one line says how to push."""
+    from transformers import Trainer
+
+    from srft_trl import train as train_module
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("the Hub went away\nsecond line of a long error")
+
+    monkeypatch.setattr(train_module, "check_hub", lambda training: None)  # reachable at the start
+    monkeypatch.setattr(Trainer, "init_hf_repo", lambda self, *a, **k: None)
+    monkeypatch.setattr(Trainer, "_push_from_checkpoint", lambda self, *a, **k: None)
+    monkeypatch.setattr(Trainer, "push_to_hub", unreachable)
+    out = tmp_path / "run"
+    err = _user_error(capsys, ["train", "--config", str(TINY), "--model_name_or_path", str(tiny_model_dir),
+                               "--output_dir", str(out), "--max_steps", "1", "--eval_split", "none",
+                               "--push_to_hub", "true", "--hub_model_id", "me/run"])
+    assert "push_to_hub failed (ConnectionError: the Hub went away)" in err and f"saved in {out}" in err
+    assert f'hf upload me/run {out} --exclude "checkpoint-*/*"' in err
+    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()

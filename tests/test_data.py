@@ -17,12 +17,11 @@ from srft_trl.data import (
     SRFT_SYSTEM_PROMPT,
     TINY_MATH_SPLITS,
     filter_by_demo_length,
-    generate_arithmetic_problems,
     load_openr1,
     load_prompt_demo_dataset,
     load_tiny_math,
-    to_openr1_record,
 )
+from srft_trl.tasks.tiny_math import generate_arithmetic_problems, to_openr1_record
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "srft_trl" / "resources" / "tiny_math"

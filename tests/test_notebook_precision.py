@@ -3,7 +3,7 @@ fp16 autocast on a T4 (which would otherwise count slow bf16 emulation as suppor
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,11 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def precision_lines() -> str:
-    """The device/precision lines of the notebooks' setup cell, as `scripts/build_notebooks.py` writes them."""
-    spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "scripts" / "build_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    lines = module.SETUP.splitlines()
+    """The device/precision lines of the quickstart notebook's setup cell (its source, `notebooks/*.py`)."""
+    lines = (ROOT / "notebooks" / "srft_lora_quickstart.py").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("ON_GPU ="))
     stop = next(i for i, line in enumerate(lines) if line.startswith("dtype ="))
     block = [lines[start]] + [line for line in lines[start + 1 : stop + 1] if line.startswith(("bf16", "fp16", "dtype"))]
@@ -44,7 +41,7 @@ def test_precision_choice_with_a_mocked_gpu(monkeypatch, gpu, major, expected):
     assert (scope["bf16"], scope["fp16"], scope["dtype"]) == expected
 
 
-def test_generated_notebooks_carry_the_same_choice():
+def test_both_notebooks_carry_the_same_choice():
     bf16_line = next(line for line in precision_lines().splitlines() if line.startswith("bf16"))
     assert "including_emulation=False" in bf16_line
     for notebook in ("srft_lora_quickstart.ipynb", "srft_vs_grpo.ipynb"):

@@ -41,13 +41,6 @@ CI_PARAMETERS = dict(
 ACCURACY_LINE = re.compile(r"held-out accuracy before: (\d\.\d{3}) / after: (\d\.\d{3})")
 
 
-def _load_builder():
-    spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "scripts" / "build_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def kernel_spec_dir(tmp_path_factory):
     """A kernelspec whose argv starts with this interpreter (`sys.executable`), in a temporary prefix."""
@@ -117,16 +110,30 @@ def _assert_png(path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_notebooks_are_generated_and_stripped():
-    builder = _load_builder()
-    for name in builder.NOTEBOOKS:
-        path = NOTEBOOKS / name
-        assert path.read_text() == builder.render(name), f"{name} is stale: run python scripts/build_notebooks.py"
+PAIRS = ("srft_lora_quickstart", "srft_vs_grpo")
+
+
+def _cells(nb) -> list[tuple[str, str, list[str]]]:
+    return [(cell.cell_type, cell.source, sorted(cell.metadata.get("tags", []))) for cell in nb.cells]
+
+
+def test_notebooks_are_paired_with_their_source_and_stripped():
+    """`notebooks/NAME.py` (jupytext percent format) is the source people edit; `NAME.ipynb` is its pair
+    (`jupytext --sync notebooks/NAME.py`), with the same cells and no outputs."""
+    import jupytext
+
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == sorted(PAIRS)
+    for name in PAIRS:
+        path = NOTEBOOKS / f"{name}.ipynb"
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
+        source = jupytext.read(NOTEBOOKS / f"{name}.py")
+        assert nb.metadata["jupytext"]["formats"] == "ipynb,py:percent", name
+        assert _cells(nb) == _cells(source), f"{name}.ipynb differs from {name}.py: run jupytext --sync notebooks/{name}.py"
         code = [cell for cell in nb.cells if cell.cell_type == "code"]
         assert all(not cell.outputs and cell.execution_count is None for cell in code), f"{name} has outputs"
         assert "pip" in code[0].source and "google.colab" in code[0].source, "first code cell must install"
+        assert "git+" not in code[0].source and "SRFT_TRL_SOURCE" in code[0].source  # not on PyPI nor a known URL
         assert "parameters" in code[1].metadata.get("tags", []), "second code cell must be the parameters"
         assert 'MODEL_ID = "Qwen/' in code[1].source and "TINY = False" in code[1].source
 
@@ -162,6 +169,9 @@ def test_quickstart_notebook_runs(tmp_path, kernel_spec_dir, monkeypatch):
     card = (out / "README.md").read_text()
     assert "SRFT" in card and "2506.19767" in card
     assert "## Held-out accuracy" in card
+    # srft-trl's card, not TRL's generic one: the local base model named, no "[None]" base, the settings
+    assert "[None]" not in card and "the local model `" in card and "## Training recipe" in card
+    assert "heldout_accuracy_after" in card and "lora_r" in card
     assert "not pushed (PUSH_TO_HUB = False)" in text
 
     # The SRFT metrics were logged every step and plotted (w_RL only exists once a rollout is correct).
@@ -181,9 +191,49 @@ def test_comparison_notebook_runs(tmp_path, kernel_spec_dir, monkeypatch):
         assert re.search(rf"{method}: held-out accuracy before: \d\.\d{{3}} / after: \d\.\d{{3}}", text), method
         assert (out / method / "adapter_config.json").is_file(), method
         card = (out / method / "README.md").read_text()
-        assert "SRFT" in card, method
+        assert "SRFT" in card and "[None]" not in card and f"`{method}` preset" in card, method
     assert "--- grpo: 4 rollouts + 0 demonstration(s) per group" in text
     assert "--- srft: 3 rollouts + 1 demonstration(s) per group" in text
 
     assert _inline_images(nb, "plot") == 1
     _assert_png(out / "comparison.png")
+
+
+def test_the_install_cell_installs_from_a_clone(tmp_path, monkeypatch):
+    """The first cell's pip command, with INSTALL on and SRFT_TRL_SOURCE set to this clone, is one pip accepts
+    (run with --dry-run --no-deps: resolved and built, nothing installed into the test environment)."""
+    import subprocess
+
+    nb = nbformat.read(NOTEBOOKS / "srft_lora_quickstart.ipynb", as_version=4)
+    code = next(cell for cell in nb.cells if cell.cell_type == "code").source
+    code = code.replace('"google.colab" in sys.modules', "True").replace('SRFT_TRL_SOURCE = ".."',
+                                                                          f"SRFT_TRL_SOURCE = {str(ROOT)!r}")
+    commands = []
+    scope = {"__name__": "install_cell"}
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: commands.append(command))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # as on a fresh Colab runtime
+    exec(compile(code, "install-cell", "exec"), scope)
+    monkeypatch.undo()
+    (command,) = commands
+    assert command[1:4] == ["-m", "pip", "install"] and command[-1].startswith(str(ROOT)), command
+    report = tmp_path / "report.json"
+    result = subprocess.run([*command, "--dry-run", "--no-deps", "--no-build-isolation", "--report", str(report)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    import json
+
+    (item,) = json.loads(report.read_text())["install"]
+    assert item["metadata"]["name"] == "srft-trl" and item["requested_extras"] == ["plots"]
+
+
+@pytest.mark.slow
+def test_quickstart_notebook_runs_on_the_shipped_pretrained_base(tmp_path, kernel_spec_dir, monkeypatch):
+    """`MODEL_ID = "digit_chains_base"` + `DATASET = "digit_chains"`: the CPU run that shows learning (a few steps here)."""
+    nb = _execute("srft_lora_quickstart.ipynb", tmp_path, kernel_spec_dir, monkeypatch, TINY=False,
+                  MODEL_ID="digit_chains_base", DATASET="digit_chains", MAX_STEPS=2, PER_DEVICE_BATCH=8,
+                  MAX_COMPLETION_LENGTH=80, EVAL_SIZE=24, LORA_R=32)
+    text = _text_output(nb)
+    assert re.search(r"model: \S+digit_chains/base", text), text[-2000:]
+    before = re.search(r"held-out accuracy before training: (\d\.\d{3}) \(24 problems\)", text)
+    assert before and float(before.group(1)) > 0.0  # a pre-trained base solves some chains
+    assert ACCURACY_LINE.search(text) and (tmp_path / "out" / "adapter_config.json").is_file()

@@ -87,6 +87,12 @@ def test_wheel_ships_the_recipes_configs_and_data(built_wheel):
     missing = sorted(set(expected) - names)
     assert not missing, f"not in the wheel: {missing}"
     assert "srft_trl/shipped.py" in names
+    # the quickstart's pre-trained base: every file its SHA256SUMS lists, and the list itself
+    base = RESOURCES / "digit_chains" / "base"
+    listed = [line.split()[1] for line in (base / "SHA256SUMS").read_text().splitlines()]
+    for name in [*listed, "SHA256SUMS"]:
+        assert f"srft_trl/resources/digit_chains/base/{name}" in names, name
+    assert "srft_trl/resources/recipes/srft_quickstart.yaml" in names
 
 
 def test_wheel_builds_quietly_with_an_spdx_licence(built_wheel):

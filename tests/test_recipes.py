@@ -36,6 +36,13 @@ def parse(path, *overrides):
     return parse_args(["--config", str(path), *overrides])
 
 
+@pytest.fixture(autouse=True)
+def _fresh_working_directory(tmp_path, monkeypatch):
+    """Run where a user of a fresh clone would: stage 2 names stage 1's output (`outputs/...`), which is
+    taken for a local path (and found missing) when an `outputs/` folder exists, e.g. after the quickstart."""
+    monkeypatch.chdir(tmp_path)
+
+
 def test_recipes_exist():
     names = {path.name for path in RECIPES}
     assert {

@@ -151,7 +151,7 @@ def test_format_reward():
 
 
 def test_registry():
-    assert set(REWARD_FUNCS) == {"math_accuracy", "multiple_choice", "format"}
+    assert set(REWARD_FUNCS) == {"math_accuracy", "multiple_choice", "format", "exact_answer"}
     assert get_reward_funcs(["math_accuracy", "format"]) == [math_accuracy_reward, format_reward]
     assert get_reward_funcs("multiple_choice") == [multiple_choice_reward]
     with pytest.raises(ValueError, match="accuracy_typo"):

@@ -107,8 +107,10 @@ def test_recipe_server_command_serves_the_model_the_recipe_trains(name):
     recipe = yaml.safe_load(recipe_path(name).read_text())
     ((_, env, tokens),) = [entry for entry in serve_commands() if entry[0] == f"{name}.yaml"]
     served = tokens[2]
-    if "rope_theta" in recipe:  # the RoPE-extended copy the run writes and trains from
-        assert served == f"{recipe['output_dir']}/_extended_base"
+    if "rope_theta" in recipe:  # the RoPE-extended copy, outside output_dir (a non-empty output_dir is refused)
+        assert not served.startswith(recipe["output_dir"]) and served != recipe["model_name_or_path"]
+        trains = [flags(argv) for source, _, argv in train_commands() if source == f"{name}.yaml"]
+        assert trains and all(options["--model_name_or_path"] == served for options in trains)
     else:
         assert served == recipe["model_name_or_path"]
     assert int(flags(tokens)["--max-model-len"]) == recipe["vllm_max_model_length"]
@@ -121,8 +123,10 @@ def train_commands():
             yield source, env, tokens[2:]
 
 
-def test_server_mode_train_commands_parse_and_keep_the_batch():
+def test_server_mode_train_commands_parse_and_keep_the_batch(tmp_path, monkeypatch):
     from srft_trl.train import parse_args
+
+    monkeypatch.chdir(tmp_path)  # as on the training machine: outputs/ holds only what the commands wrote
 
     commands = list(train_commands())
     assert {source for source, _, _ in commands} >= {"recipes.md"} | {f"{name}.yaml" for name in SERVER_RECIPES}

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_problems_are_distinct_held_out_and_demonstrate_the_procedure():
-    from benchmarks.testbed.problems import Problem
+    from srft_trl.tasks.digit_chains import Problem
     from benchmarks.testbed.settings import QUICK, heldout_questions, train_problems
 
     problem = Problem((3, 5, 2, 7))
@@ -111,7 +111,7 @@ def test_the_base_teacher_drops_carries_at_its_rate_and_the_demonstrations_never
     import re
 
     from benchmarks.testbed.base import BaseSettings, pretrain_texts
-    from benchmarks.testbed.problems import in_study_pool
+    from srft_trl.tasks.digit_chains import in_study_pool
     from benchmarks.testbed.settings import FULL, train_problems
     from srft_trl.tiny import build_tiny_tokenizer
 

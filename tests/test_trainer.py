@@ -377,3 +377,44 @@ def test_iterable_dataset_rows_are_checked_when_spliced(tmp_path, tiny_model, ti
     t = trainer(tmp_path, tiny_model, tiny_tokenizer, stream, max_steps=1)  # no up-front pass over a stream
     with pytest.raises(TypeError, match="must be a string or a list of messages"):
         t.train()
+
+
+def test_switching_from_grpotrainer_meets_one_clear_message(tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
+    """`GRPOTrainer` -> `SRFTTrainer` with only the class name changed: no demonstration column, or a plain
+    GRPOConfig, gets one message naming both ways out (add the column, or SRFTConfig(method="grpo"))."""
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    monkeypatch.chdir(tmp_path)
+    rows = [{"prompt": row["prompt"], "solution": row["solution"]} for row in arithmetic_rows(8)]
+    with pytest.raises(ValueError) as error:
+        SRFTTrainer(tiny_model, boxed_reward, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer)
+    message = str(error.value)
+    assert "no 'demo' column" in message and 'SRFTConfig(method="grpo")' in message and len(message.splitlines()) == 1
+    with pytest.raises(TypeError) as error:
+        SRFTTrainer(tiny_model, boxed_reward, args=GRPOConfig(output_dir=str(tmp_path), report_to=[], use_cpu=True),
+                    train_dataset=arithmetic_dataset(), processing_class=tiny_tokenizer)
+    assert "got GRPOConfig" in str(error.value) and 'SRFTConfig(method="grpo")' in str(error.value)
+    # method="grpo" needs no demonstration column: exactly GRPOTrainer
+    t = SRFTTrainer(tiny_model, boxed_reward, args=config(tmp_path, method="grpo", num_demos=0),
+                    train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer)
+    assert not t.args.uses_demos
+
+
+def test_a_trainer_built_without_init_behaves_as_grpotrainer(monkeypatch):
+    """TRL's rollout-function dispatch tests build the trainer with `__new__`: SRFT's per-batch state must not be
+    missing (AttributeError), and generation / the forward hook fall through to the parent."""
+    from trl import GRPOTrainer
+
+    bare = SRFTTrainer.__new__(SRFTTrainer)
+    monkeypatch.setattr(GRPOTrainer, "_generate", lambda self, prompts: ("parent", prompts))
+    assert bare._generate(["p"]) == ("parent", ["p"])
+    monkeypatch.setattr(GRPOTrainer, "_get_per_token_logps_and_entropies", lambda self, *a, **k: ("lp", "ent", None))
+    assert bare._get_per_token_logps_and_entropies(None) == ("lp", "ent", None)
+
+
+def test_rollout_func_with_demonstrations_is_refused_clearly(tmp_path, tiny_model, tiny_tokenizer):
+    with pytest.raises(ValueError) as error:
+        SRFTTrainer(tiny_model, boxed_reward, args=config(tmp_path), train_dataset=arithmetic_dataset(),
+                    processing_class=tiny_tokenizer, rollout_func=lambda prompts, trainer: {})
+    assert "rollout_func" in str(error.value) and "num_demos=0" in str(error.value)

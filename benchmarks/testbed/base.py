@@ -5,8 +5,8 @@ Pre-training text (chat-formatted problems, loss on the answer only):
 * every line a running-sum procedure can contain (`n+d` for n up to 72, d a digit), answered directly,
   so the arithmetic of every demonstration line is known;
 * running-sum solutions to chains of 2 to `max_terms` digits, from the half of the problem space the study
-  never uses (`problems.in_study_pool`), written by a teacher who drops a line's carry with probability
-  `carry_slip` (`problems.Problem.procedure`).
+  never uses (`srft_trl.tasks.digit_chains.in_study_pool`), written by a teacher who drops a line's carry with probability
+  `carry_slip` (`srft_trl.tasks.digit_chains.Problem.procedure`).
 
 So the base solves some in-distribution chains (its carries are a coin flip), nearly no chain one term
 longer than pre-training covered, and has never seen a correct long solution: the paper's Fig. 1(a)
@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .problems import Problem, draw, in_study_pool, step_facts
+from srft_trl.tasks.digit_chains import Problem, draw, in_study_pool, step_facts
 
 
 @dataclass(frozen=True)

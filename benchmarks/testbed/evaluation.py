@@ -3,32 +3,14 @@ temperature (0.6, its pass@1), exact-match grading.
 
 Generation goes through the product's batched generation (one place: `sample_completions`), under a fixed
 seed, so an evaluation is reproducible.
-Grading is `exact_answer_reward`, which is also the training reward, so held-out accuracy means
+Grading is `srft_trl.rewards.exact_answer_reward`, which is also the training reward, so held-out accuracy means
 exactly what the training reward means.
 """
 
 from __future__ import annotations
 
-from .problems import Problem
-
-
-def exact_answer_reward(completions, solution, **kwargs) -> list[float]:
-    """TRL reward function: 1.0 iff the text after `</think>` has a `\\boxed{}` holding the gold integer.
-
-    Written here instead of using `srft_trl.rewards.math_accuracy_reward` (Math-Verify in worker
-    processes): the answers are plain integers, for which exact match and Math-Verify agree, and
-    a training step of this tiny model takes about as long as dispatching its completions to the
-    grading workers would.
-    """
-    from srft_trl.grading import answer_after_think, extract_boxed
-    from srft_trl.rewards import completion_text
-
-    scores = []
-    for completion, gold in zip(completions, solution):
-        answer = answer_after_think(completion_text(completion), require_think=True)
-        boxed = extract_boxed(answer) if answer is not None else None
-        scores.append(1.0 if boxed is not None and boxed.strip() == str(gold).strip() else 0.0)
-    return scores
+from srft_trl.rewards import exact_answer_reward  # noqa: F401  (the training reward, re-exported)
+from srft_trl.tasks.digit_chains import Problem
 
 
 def chat_prompt(question: str) -> list[dict]:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
 from .base import BaseSettings
-from .problems import Problem, take, unique_stream
+from srft_trl.tasks.digit_chains import Problem, take, unique_stream
 
 
 @dataclass(frozen=True)

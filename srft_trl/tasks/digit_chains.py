@@ -1,4 +1,4 @@
-"""The testbed's task: summing a chain of single digits by running sums.
+"""The digit-chain task (the quickstart's and the testbed's): summing a chain of single digits by running sums.
 
 A problem is `k` single digits joined by `+` (no spaces, so the byte-level tokenizer sees one
 token per digit), e.g. ``3+5+2+7``. Its solution is one running sum per line, then the last one boxed::
@@ -20,14 +20,27 @@ chains longer than pre-training showed (which only demonstrations show).
 Problems come from seeded streams (`unique_stream`): distinct problems, never one in `exclude`.
 `in_study_pool` splits the problem space in two halves by a fixed hash: held-out sets and training
 streams use one half, the base's pre-training text the other.
+
+The package ships this task's pre-trained base and data (`srft_trl/resources/digit_chains/`, written
+by `scripts/build_quickstart_base.py` with the testbed's pre-training): `dataset_name: digit_chains`
+and `model_name_or_path: digit_chains_base` in a recipe (`recipes/srft_quickstart.yaml`).
+`shipped_base()` checks every file of the base against its `SHA256SUMS` before it is used.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.resources
 import random
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
+
+SHIPPED_DIR = Path(str(importlib.resources.files("srft_trl") / "resources" / "digit_chains"))
+BASE_NAME = "digit_chains_base"  # model_name_or_path of the shipped base
+DATASET_NAME = "digit_chains"  # dataset_name of the shipped data
+SPLITS = ("train", "test", "test_long")
 
 
 @dataclass(frozen=True)
@@ -102,3 +115,44 @@ def in_study_pool(question: str) -> bool:
     the base's pre-training text uses only the other half, so the base has not memorised any problem it
     is later trained or tested on."""
     return zlib.crc32(question.encode()) % 2 == 0
+
+
+def to_openr1_record(problem: Problem, index: int, split: str) -> dict:
+    """A problem in the OpenR1 schema (a user-only prompt, its correct running-sum demonstration)."""
+    return {
+        "data_source": DATASET_NAME,
+        "prompt": [{"role": "user", "content": problem.question}],
+        "target": [{"role": "assistant", "content": problem.procedure()}],
+        "ability": "math",
+        "reward_model": {"ground_truth": problem.answer, "style": "rule"},
+        "extra_info": {"index": index, "split": split},
+    }
+
+
+def data_file(split: str) -> Path:
+    """The shipped JSONL file of `split` (`train`, `test`, `test_long`)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown {DATASET_NAME} split {split!r}; choose one of {SPLITS}")
+    return SHIPPED_DIR / f"{split}.jsonl"
+
+
+class CorruptBase(ValueError):
+    """A file of the shipped base does not match its SHA256SUMS."""
+
+
+def shipped_base() -> Path:
+    """The folder of the shipped pre-trained base, after checking every file's sha256 (`CorruptBase` if not)."""
+    folder = SHIPPED_DIR / "base"
+    sums = folder / "SHA256SUMS"
+    if not sums.is_file():
+        raise CorruptBase(f"{BASE_NAME}: {sums} is missing; rebuild with scripts/build_quickstart_base.py")
+    for line in sums.read_text().splitlines():
+        expected, name = line.split(maxsplit=1)
+        path = folder / name
+        if not path.is_file():
+            raise CorruptBase(f"{BASE_NAME}: {path} is missing; reinstall srft-trl or rebuild it "
+                              "(scripts/build_quickstart_base.py)")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+            raise CorruptBase(f"{BASE_NAME}: {path} does not match its sha256 in {sums}; reinstall srft-trl or "
+                              "rebuild it (scripts/build_quickstart_base.py)")
+    return folder
