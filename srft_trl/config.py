@@ -241,8 +241,11 @@ class SRFTConfig(GRPOConfig):
             of the terms' summed gradient), `srft/param_cos_<a>_vs_<b>` (the cosine between two terms' gradients) and
             `srft/param_cos_<term>_vs_total` (a term's cosine with the whole gradient): which terms pull together,
             which against each other, and which one the update follows. The parent's loss counts as the `rollout`
-            term under `rollout_loss="grpo"`, and as `parent` when it carries a KL or entropy bonus. Not
-            available with FSDP or DeepSpeed (sharded parameters).
+            term under `rollout_loss="grpo"`, and as `parent` when it carries a KL or entropy bonus. With Eq. 12
+            (`rollout_loss="srft"`) its two halves are logged too, `rollout_success` (the `w_RL`-weighted likelihood
+            on correct rollouts) and `rollout_failure` (the unlikelihood on incorrect ones): their norms and cosines
+            with each term and with the total (`srft/param_cos_rollout_failure_vs_total`, ...); two more backward
+            passes. Not available with FSDP or DeepSpeed (sharded parameters).
         max_entropy_weight (`float` or `None`, *optional*, defaults to `None`):
             Optional upper clamp on `w_SFT` and `w_RL`. `exp(H)` can reach the vocabulary size (`H <= log V`) at
             initialisation, so the trainer warns once when `w_RL` exceeds 1.0 (the weight of the negative term).

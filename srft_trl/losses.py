@@ -372,26 +372,37 @@ def parameter_gradients(term: torch.Tensor, parameters: list[torch.Tensor]) -> t
                       for g, p in zip(grads, parameters)])
 
 
-def gradient_geometry(gradients: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def gradient_geometry(
+    gradients: dict[str, torch.Tensor], parts: dict[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
     """Norms of each term's parameter gradient and of their sum (the total, Eq. 13's gradient), and the cosines
     between every pair of terms and between each term and the total.
 
-    Keys: `norm/<term>`, `norm/total`, `cos/<a>/<b>` (pairs in the given order), `cos/<term>/total`. A cosine with a
-    zero vector is 0. The inputs are flattened gradients (`parameter_gradients`).
+    `parts` are pieces of a term (e.g. Eq. 12 on correct and on incorrect rollouts) that are not added to the total
+    again: each gets its norm and its cosine with every term and with the total.
+
+    Keys: `norm/<term>`, `norm/total`, `cos/<a>/<b>` (pairs in the given order), `cos/<term>/total`, and for each
+    part `norm/<part>`, `cos/<part>/<term>`, `cos/<part>/total`. A cosine with a zero vector is 0. The inputs are
+    flattened gradients (`parameter_gradients`).
     """
     names = list(gradients)
+    parts = parts or {}
     total = torch.stack([gradients[n] for n in names]).sum(0)
-    vectors = {**gradients, "total": total}
+    vectors = {**gradients, "total": total, **parts}
     norms = {n: v.norm() for n, v in vectors.items()}
 
     def cosine(a: str, b: str) -> torch.Tensor:
         denominator = norms[a] * norms[b]
-        return torch.where(denominator > 0, (vectors[a] @ vectors[b]) / denominator.clamp(min=1e-30),
-                           torch.zeros_like(denominator))
+        value = ((vectors[a] @ vectors[b]) / denominator.clamp(min=1e-30)).clamp(-1.0, 1.0)  # rounding: |cos| <= 1
+        return torch.where(denominator > 0, value, torch.zeros_like(denominator))
 
     out = {f"norm/{n}": v for n, v in norms.items()}
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             out[f"cos/{a}/{b}"] = cosine(a, b)
         out[f"cos/{a}/total"] = cosine(a, "total")
+    for part in parts:
+        for term in names:
+            out[f"cos/{part}/{term}"] = cosine(part, term)
+        out[f"cos/{part}/total"] = cosine(part, "total")
     return out

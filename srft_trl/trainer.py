@@ -438,7 +438,12 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         grad_sq = {name: logp_gradient_sq_norm(fn, logps) for name, fn in term_fns.items()}
         geometry = {}
         if args.log_term_param_grad_norms and torch.is_grad_enabled():
-            geometry = self._term_gradient_geometry(model, terms, parent_loss)
+            parts = {}
+            if args.rollout_loss == "srft":  # Eq. 12's two halves: which of them the rollout term's gradient is
+                for name, rows in (("rollout_success", correct), ("rollout_failure", ~correct)):
+                    parts[name] = reduce["rollout"](self_rollout_loss(logps, rollout_mask * rows.unsqueeze(1), correct,
+                                                                      w_rl))
+            geometry = self._term_gradient_geometry(model, terms, parent_loss, parts)
         loss = parent_loss + sum(terms.values()) if terms else parent_loss
         if args.rollout_loss == "grpo":
             terms["rollout"] = parent_loss
@@ -453,10 +458,11 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
                                applied)
         return loss
 
-    def _term_gradient_geometry(self, model, terms: dict, parent_loss) -> dict:
+    def _term_gradient_geometry(self, model, terms: dict, parent_loss, parts: dict) -> dict:
         """`log_term_param_grad_norms`: each term's parameter gradient, their sum (the whole loss's) and the cosines
         between them (`srft_trl.losses.gradient_geometry`). The parent's loss is a term of its own when it carries the
-        rollouts' GRPO loss (`"rollout"`) or a KL / entropy bonus (`"parent"`)."""
+        rollouts' GRPO loss (`"rollout"`) or a KL / entropy bonus (`"parent"`). `parts` (pieces of a term, not added
+        to the total again) get their norms and cosines too."""
         components = dict(terms)
         if self.args.rollout_loss == "grpo":
             components["rollout"] = parent_loss
@@ -464,7 +470,8 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
             components["parent"] = parent_loss
         trainable = [p for p in model.parameters() if p.requires_grad]
         order = [name for name in ("sft", "demo_rl", "rollout", "parent") if name in components]  # stable metric names
-        return gradient_geometry({name: parameter_gradients(components[name], trainable) for name in order})
+        return gradient_geometry({name: parameter_gradients(components[name], trainable) for name in order},
+                                 {name: parameter_gradients(part, trainable) for name, part in parts.items()})
 
     def _entropy_weight(self, entropies, mask, which: str) -> torch.Tensor:
         args = self.args
@@ -556,8 +563,8 @@ class SRFTTrainer(TiedWeightsResumeMixin, GRPOTrainer):
         GRPO loss (`rollout_loss="grpo"`) has a logged loss but no gradient norm. With
         `log_term_param_grad_norms`, `srft/param_grad_<term>` is the parameter-space norm of each term's gradient
         (`total`: of their sum), `srft/param_cos_<a>_vs_<b>` the cosine between two terms' gradients and
-        `srft/param_cos_<term>_vs_total` a term's cosine with the whole gradient (each per micro-batch, mean over
-        processes).
+        `srft/param_cos_<term>_vs_total` a term's cosine with the whole gradient, and under Eq. 12 the same for its
+        halves `rollout_success` and `rollout_failure` (each per micro-batch, mean over processes).
         """
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
         names = ["rollout", "sft", "demo_rl"]

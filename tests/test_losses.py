@@ -257,6 +257,13 @@ def test_gradient_geometry_on_hand_made_vectors():
     assert geometry["cos/a/c"].item() == 0.0 and geometry["cos/c/total"].item() == 0.0  # zero vector: 0, not NaN
     opposite = gradient_geometry({"a": torch.tensor([1.0, 1.0]), "b": torch.tensor([-2.0, -2.0])})
     assert opposite["cos/a/b"].item() == pytest.approx(-1.0)
+    # Parts of a term are compared with every term and the total, and not added to the total again.
+    split = gradient_geometry({"a": torch.tensor([1.0, 0.0]), "b": torch.tensor([0.0, 2.0])},
+                              {"b_up": torch.tensor([0.0, 3.0]), "b_down": torch.tensor([0.0, -1.0])})
+    assert split["norm/total"].item() == pytest.approx(5 ** 0.5)
+    assert split["norm/b_up"].item() == 3.0 and split["cos/b_up/b"].item() == pytest.approx(1.0)
+    assert split["cos/b_down/b"].item() == pytest.approx(-1.0) and split["cos/b_down/a"].item() == 0.0
+    assert split["cos/b_up/total"].item() == pytest.approx(2 / 5 ** 0.5)
 
 
 def test_parameter_gradients_flatten_and_keep_the_graph():

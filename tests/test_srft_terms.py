@@ -182,8 +182,14 @@ def test_parameter_space_gradient_norms_are_logged_on_request(tmp_path, tiny_tok
     norms = {f"srft/param_grad_{n}" for n in terms + ("total",)}
     cosines = {"srft/param_cos_sft_vs_demo_rl", "srft/param_cos_sft_vs_rollout", "srft/param_cos_demo_rl_vs_rollout"}
     cosines |= {f"srft/param_cos_{n}_vs_total" for n in terms}
+    halves = ("rollout_success", "rollout_failure")  # Eq. 12 on correct / incorrect rollouts
+    norms |= {f"srft/param_grad_{h}" for h in halves}
+    cosines |= {f"srft/param_cos_{h}_vs_{n}" for h in halves for n in terms + ("total",)}
     assert set(first) == norms | cosines
-    assert all(first[k] > 0 for k in norms)
+    # The halves add up to the rollout term: |s| cos(s, r) + |f| cos(f, r) = |r|.
+    along = sum(first[f"srft/param_grad_{h}"] * first[f"srft/param_cos_{h}_vs_rollout"] for h in halves)
+    assert along == pytest.approx(first["srft/param_grad_rollout"], rel=1e-4)
+    assert all(first[k] > 0 for k in norms - {f"srft/param_grad_{h}" for h in halves})
     assert all(-1.0 <= first[k] <= 1.0 for k in cosines)
     assert first["srft/param_grad_total"] <= sum(first[f"srft/param_grad_{n}"] for n in terms) + 1e-6
     assert not any(p.grad is not None and p.grad.abs().sum() > 0 for p in t.model.parameters())  # no .grad written

@@ -80,14 +80,33 @@ def test_quick_study_writes_results_and_resumes(tmp_path, capsys):
     assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")} == mtimes
     assert json.loads((out / "results.json").read_text())["summary"] == results["summary"]
 
-    # Re-running a finished configuration on the kept base gives the same per-problem outcomes.
-    from benchmarks.testbed.runs import run_one
-    from benchmarks.testbed.settings import QUICK
+    # Re-running a finished configuration on the kept base gives the same per-problem outcomes (the command a
+    # reader types), and the stored run is left as it was.
+    from benchmarks.testbed import rerun
 
     finished_path = next((out / "runs").glob("srft-*.json"))
-    finished = json.loads(finished_path.read_text())
-    again = run_one("srft", 0, finished["learning_rates"], QUICK.for_base(0), str(kept), str(tmp_path / "again.json"))
-    assert again["eval"]["test"] == finished["eval"]["test"]
+    stored = finished_path.read_bytes()
+    assert rerun.main([str(finished_path), "--keep", str(tmp_path / "again.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "reproduced: every test outcome is the same" in printed and "40/40 outcomes identical" in printed
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["eval"]["test"] == json.loads(stored)["eval"]["test"] and finished_path.read_bytes() == stored
+    # A changed outcome is reported, with the problem, and exits 1.
+    tampered = json.loads(stored)
+    question, ok = next(iter(tampered["eval"]["test"]["id"]["outcomes"].items()))
+    tampered["eval"]["test"]["id"]["outcomes"][question] = 1 - ok
+    (out / "runs" / "tampered.json").write_text(json.dumps(tampered))
+    assert rerun.main([str(out / "runs" / "tampered.json")]) == 1
+    printed = capsys.readouterr().out
+    assert "39/40 outcomes identical" in printed and question in printed and "NOT reproduced" in printed
+    (out / "runs" / "tampered.json").unlink()
+    # Mistakes: a base's result is not a training run; a run whose settings this checkout no longer has.
+    assert rerun.main([str(next((out / "runs").glob("base-*.json")))]) == 2
+    assert "not a v3 training run" in capsys.readouterr().err
+    (tmp_path / "stale.json").write_text(json.dumps({**json.loads(stored), "settings_key": "0123456789"}))
+    assert rerun.main([str(tmp_path / "stale.json")]) == 2
+    err = capsys.readouterr().err
+    assert "matches no regime" in err and "Traceback" not in err
 
     # A kept base whose weights no longer match their hash is a one-line error, never a silent rebuild.
     (kept / "weights.sha256").write_text("0" * 64 + "\n")
@@ -145,16 +164,25 @@ def test_the_base_teacher_drops_carries_at_its_rate_and_the_demonstrations_never
 def test_the_report_shows_parameter_space_term_sizes_when_a_run_logged_them():
     from benchmarks.testbed.report import _terms_table
 
-    history = [{"step": s, "srft/w_sft": 0.4, "srft/param_grad_sft": 1.0, "srft/param_grad_demo_rl": 0.5,
-                "srft/param_grad_rollout": 0.25, "grad_norm": 2.0} for s in range(1, 21)]
+    # 30 steps: the SFT term's norm is 1 in the first and last 10 and 4 in between, so the whole-run mean is 2.
+    history = [{"step": s, "srft/w_sft": 0.4, "srft/param_grad_sft": 4.0 if 10 < s <= 20 else 1.0,
+                "srft/param_grad_demo_rl": 0.5, "srft/param_grad_rollout": 0.25, "grad_norm": 2.0} for s in range(1, 31)]
     plain = [{k: v for k, v in h.items() if "param_grad" not in k} for h in history]
     table = _terms_table({"runs": {"srft": [{"history": plain}], "srft_param_grads": [{"history": history}]}})
     assert "parameter space" in table
     row = next(line for line in table.splitlines() if line.startswith("| SRFT, per-term parameter gradients"))
-    assert "| 1 → 1 | 0.5 → 0.5 | 0.25 → 0.25 | — | 2 → 2 |" in row
+    assert "| 1 → 1 (2) | 0.5 → 0.5 (0.5) | 0.25 → 0.25 (0.25) | — | 2 → 2 (2) |" in row
     assert "parameter space" not in _terms_table({"runs": {"srft": [{"history": plain}]}})
+    assert "two halves" not in table  # no halves logged, no table of them
     # With the cosines logged, a table of them: which terms pull together, and which one the update follows.
     cosines = [{**h, "srft/param_cos_sft_vs_rollout": -0.5, "srft/param_cos_rollout_vs_total": 0.75} for h in history]
     table = _terms_table({"runs": {"srft": [{"history": plain}], "srft_param_grads": [{"history": cosines}]}})
     row = [line for line in table.splitlines() if line.startswith("| SRFT, per-term parameter gradients")][-1]
-    assert "Cosines" in table and "| -0.5 → -0.5 |" in row and row.endswith("| 0.75 → 0.75 |")
+    assert "Cosines" in table and "| -0.5 → -0.5 (-0.5) |" in row and row.endswith("| 0.75 → 0.75 (0.75) |")
+    # Eq. 12's halves (logged since issue 21) get their own table.
+    halves = [{**h, "srft/param_grad_rollout_success": 0.1, "srft/param_grad_rollout_failure": 0.3,
+               "srft/param_cos_rollout_failure_vs_total": 0.6} for h in cosines]
+    table = _terms_table({"runs": {"srft": [{"history": plain}], "srft_param_grads": [{"history": halves}]}})
+    row = table.splitlines()[-1]
+    assert "two halves" in table and row.startswith("| SRFT, per-term parameter gradients logged | 0.1 → 0.1 (0.1) | 0.3 → 0.3")
+    assert "| 0.6 → 0.6 (0.6) |" in row

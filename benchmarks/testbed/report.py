@@ -24,6 +24,11 @@ PARAM_METRICS = ["srft/param_grad_sft", "srft/param_grad_demo_rl", "srft/param_g
                  "grad_norm"]
 COSINE_METRICS = ["srft/param_cos_sft_vs_demo_rl", "srft/param_cos_sft_vs_rollout", "srft/param_cos_demo_rl_vs_rollout",
                   "srft/param_cos_sft_vs_total", "srft/param_cos_demo_rl_vs_total", "srft/param_cos_rollout_vs_total"]
+# Eq. 12's halves (`rollout_success`: w_RL-weighted likelihood on correct rollouts; `rollout_failure`: unlikelihood on
+# incorrect ones), logged since issue 21 by `log_term_param_grad_norms`.
+EQ12_METRICS = ["srft/param_grad_rollout_success", "srft/param_grad_rollout_failure",
+                "srft/param_cos_rollout_success_vs_total", "srft/param_cos_rollout_failure_vs_total",
+                "srft/param_cos_rollout_failure_vs_sft", "srft/param_cos_rollout_failure_vs_demo_rl"]
 # (A, B) pairs reported, when both ran: SRFT against every row, then what each source adds.
 PAIRS = ([("srft", b) for b in ("sft", "grpo", "grpo_sft", "sft_grpo", "luffy", "srft_hpt", "srft_grpo_rollouts",
                                 "srft_imitation", "srft_no_wsft", "srft_no_wrl", "srft_no_sft", "luffy_srft_rate")]
@@ -179,21 +184,22 @@ def _sft_curve_table(results: dict) -> str:
     for m in ("sft_long", "sft"):
         for run in results["runs"].get(m, []):
             if run["sft_curve"]:
-                rows.append((m, run["seed"], run["sft_curve"]))
+                rows.append((m, run, run["sft_curve"]))
     if not rows:
         return ""
     out = ["\n### SFT learning curve (validation accuracy %, ID / ~0% family, by optimiser step)\n\n"]
-    for m, seed, curve in rows:
-        out.append(f"* {METHODS[m].label}, seed {seed}: " + ", ".join(
+    for m, run, curve in rows:
+        out.append(f"* {METHODS[m].label}, base {unit(run)[0]}, seed {run['seed']}: " + ", ".join(
             f"{p['step']}: {100 * p['val_id']:.0f} / {100 * p['val_zero']:.0f}" for p in curve) + "\n")
     return "".join(out)
 
 
-def _window_mean(history, key, first: bool, width: int = 10):
+def _window_mean(history, key, first: bool | None, width: int = 10):
+    """Mean of `key` over the first (`first=True`) or last `width` logged steps, or over all of them (`None`)."""
     values = [h[key] for h in history if key in h]
     if not values:
         return None
-    part = values[:width] if first else values[-width:]
+    part = values if first is None else values[:width] if first else values[-width:]
     return sum(part) / len(part)
 
 
@@ -210,27 +216,40 @@ def _terms_table(results: dict) -> str:
     measured = [m for m in results["runs"] if any(PARAM_METRICS[0] in h for r in results["runs"][m] for h in r["history"])]
     if measured:
         out.append("\n### SRFT terms in parameter space (exact per-term gradient norms, `log_term_param_grad_norms`; "
-                   "`grad_norm` is the whole pre-clip gradient TRL logs)\n\n| method | "
-                   + " | ".join(k.removeprefix("srft/") for k in PARAM_METRICS) + " |\n|---|"
+                   "`grad_norm` is the whole pre-clip gradient TRL logs; first 10 → last 10 steps (mean over the whole "
+                   "run))\n\n| method | " + " | ".join(k.removeprefix("srft/") for k in PARAM_METRICS) + " |\n|---|"
                    + "---|" * len(PARAM_METRICS) + "\n")
-        out += _term_rows(results, measured, PARAM_METRICS)
+        out += _term_rows(results, measured, PARAM_METRICS, whole=True)
         cosines = [m for m in measured if any(COSINE_METRICS[-1] in h for r in results["runs"][m] for h in r["history"])]
         if cosines:
             out.append("\n### Cosines between the terms' parameter gradients (and with the whole gradient), first 10 → "
-                       "last 10 steps\n\n| method | " + " | ".join(k.removeprefix("srft/param_cos_") for k in COSINE_METRICS)
+                       "last 10 steps (mean over the whole run)\n\n| method | "
+                       + " | ".join(k.removeprefix("srft/param_cos_") for k in COSINE_METRICS)
                        + " |\n|---|" + "---|" * len(COSINE_METRICS) + "\n")
-            out += _term_rows(results, cosines, COSINE_METRICS)
+            out += _term_rows(results, cosines, COSINE_METRICS, whole=True)
+        halves = [m for m in measured if any(EQ12_METRICS[0] in h for r in results["runs"][m] for h in r["history"])]
+        if halves:
+            out.append("\n### Eq. 12's two halves in parameter space: `rollout_success` (w_RL × likelihood of correct "
+                       "rollouts), `rollout_failure` (unlikelihood of incorrect ones); first 10 → last 10 steps (mean "
+                       "over the whole run)\n\n| method | "
+                       + " | ".join(k.removeprefix("srft/") for k in EQ12_METRICS)
+                       + " |\n|---|" + "---|" * len(EQ12_METRICS) + "\n")
+            out += _term_rows(results, halves, EQ12_METRICS, whole=True)
     return "".join(out)
 
 
-def _term_rows(results: dict, methods: list[str], keys: list[str]) -> list[str]:
+def _term_rows(results: dict, methods: list[str], keys: list[str], whole: bool = False) -> list[str]:
     out = []
     for m in methods:
         cells = []
         for key in keys:
-            firsts = [v for r in results["runs"][m] if (v := _window_mean(r["history"], key, True)) is not None]
-            lasts = [v for r in results["runs"][m] if (v := _window_mean(r["history"], key, False)) is not None]
-            cells.append(f"{sum(firsts) / len(firsts):.3g} → {sum(lasts) / len(lasts):.3g}" if firsts else "—")
+            windows = [[v for r in results["runs"][m] if (v := _window_mean(r["history"], key, first)) is not None]
+                       for first in (True, False, None)]
+            if not windows[0]:
+                cells.append("—")
+                continue
+            firsts, lasts, alls = (sum(w) / len(w) for w in windows)
+            cells.append(f"{firsts:.3g} → {lasts:.3g}" + (f" ({alls:.3g})" if whole else ""))
         out.append(f"| {METHODS[m].label} | " + " | ".join(cells) + " |\n")
     return out
 
@@ -306,6 +325,9 @@ def plot(results: dict, out: Path) -> list[Path]:
         written.append(out / "srft_terms.png")
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
+    measured = [r for m in results["runs"] for r in results["runs"][m] if any(EQ12_METRICS[0] in h for h in r["history"])]
+    if measured:
+        written.append(_gradient_plot(plt, measured, out / "srft_gradients.png"))
     curves = [(m, r) for m in ("sft_long", "sft") for r in results["runs"].get(m, []) if r["sft_curve"]]
     if curves:
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -324,6 +346,38 @@ def plot(results: dict, out: Path) -> list[Path]:
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
     return written
+
+
+def _gradient_plot(plt, runs: list[dict], path: Path) -> Path:
+    """Per-step parameter-space gradient norms and cosines of the runs that logged them (one line per run)."""
+    panels = [
+        ("norms (pre-clip)", ["srft/param_grad_sft", "srft/param_grad_demo_rl", "srft/param_grad_rollout_success",
+                              "srft/param_grad_rollout_failure", "srft/param_grad_total"]),
+        ("cosine with the whole gradient", ["srft/param_cos_sft_vs_total", "srft/param_cos_demo_rl_vs_total",
+                                            "srft/param_cos_rollout_success_vs_total",
+                                            "srft/param_cos_rollout_failure_vs_total"]),
+        ("cosines between terms", ["srft/param_cos_sft_vs_demo_rl", "srft/param_cos_rollout_failure_vs_sft",
+                                   "srft/param_cos_rollout_failure_vs_demo_rl",
+                                   "srft/param_cos_rollout_success_vs_sft"]),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
+    styles = ["-", "--", ":", "-."]
+    for ax, (title, keys) in zip(axes, panels):
+        for colour, key in enumerate(keys):
+            for index, run in enumerate(runs):
+                steps, values = _mean_curve([run], key)
+                if steps:
+                    ax.plot(steps, _smooth(values), styles[index % len(styles)], color=f"C{colour}",
+                            label=key.removeprefix("srft/param_") if index == 0 else None)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.suptitle("SRFT's terms in parameter space, 5-step moving average; line style: unit ("
+                 + ", ".join(f"base {unit(r)[0]} seed {r['seed']}" for r in runs) + ")")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _slim(results: dict) -> dict:
