@@ -179,7 +179,11 @@ def report(results: dict, protocol: Protocol) -> str:
         lines.append(f"| {name} | {run['nll_after']:.3f} | {results['base_nll'] - run['nll_after']:.3f} | "
                      + " | ".join(cells) + " |")
     lines += ["", "Term sizes are means over the training steps of the logged values (one optimiser step's scale).",
-              "`grad_*` is the norm of a term's gradient with respect to the per-token log-probabilities.", ""]
+              "`grad_*` is the norm of a term's gradient with respect to the per-token log-probabilities.",
+              f"`srft_hpt` is scaled per micro-batch as HPT's code (`term_normalization=\"verl\"`, since issue 21); "
+              f"each step's {protocol.prompts_per_step * protocol.num_generations} rows are one micro-batch.", ""]
+    if results.get("versions"):
+        lines += ["Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".", ""]
     return "\n".join(lines)
 
 
@@ -203,6 +207,9 @@ def main(argv=None) -> int:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     if results.get("protocol") != asdict(protocol):
         results = {"protocol": asdict(protocol), "runs": {}}
+    from benchmarks.testbed.runs import versions
+
+    results["versions"] = versions()
     if "base_nll" not in results:
         results["base_nll"] = heldout_demo_nll(AutoModelForCausalLM.from_pretrained(base_dir), tokenizer)
     for name in METHODS:

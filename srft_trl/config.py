@@ -236,8 +236,8 @@ class SRFTConfig(GRPOConfig):
             always-on `srft/grad_<term>` is measured with respect to the per-token log-probabilities, which is free
             but understates a term whose per-token gradients all point the same way (SFT raises every demonstration
             token) against terms whose signs mix and partly cancel in parameter space (the RL terms): on the testbed
-            the SFT term is the smallest of the three in log-probability space (0.020 against 0.061 and 0.027) and
-            the largest in parameter space (1.05 against 0.92 and 0.93). Also logs `srft/param_grad_total` (the norm
+            the SFT term is the smallest of the three in log-probability space (0.020 against 0.058 and 0.026 over the first 10 steps, v3 default regime) and
+            the largest in parameter space (1.14 against 0.79 and 1.04). Also logs `srft/param_grad_total` (the norm
             of the terms' summed gradient), `srft/param_cos_<a>_vs_<b>` (the cosine between two terms' gradients) and
             `srft/param_cos_<term>_vs_total` (a term's cosine with the whole gradient): which terms pull together,
             which against each other, and which one the update follows. The parent's loss counts as the `rollout`

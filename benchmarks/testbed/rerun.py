@@ -4,7 +4,8 @@ reproducible, not only re-analysable).
 
 The run's settings are found by its settings key among the regimes' (and `--quick`'s), its base in `STUDY/bases/`
 (checked against the weights' sha256 recorded in the run). Prints one line per family and exits 0 when every outcome
-is the same, 1 when any differs (the differing problems are listed), 2 on a mistake (one line). The new result goes to
+is the same, 1 when any differs (the differing problems are listed, and the versions if they changed), 2 on a mistake
+(one line). Bit-identical on the machine that ran the study; on another CPU, see the README's 'Reproducing a run'. The new result goes to
 a temporary file unless `--keep PATH` is given; the stored run is never touched.
 """
 
@@ -82,6 +83,13 @@ def main(argv=None) -> int:
               + (f"; differ: {', '.join(questions[:5])}{' ...' if len(questions) > 5 else ''}" if questions else ""))
     same = not any(differing.values())
     print("reproduced: every test outcome is the same" if same else "NOT reproduced: some test outcomes differ")
+    changed = {k: (v, again["versions"].get(k)) for k, v in run.get("versions", {}).items()
+               if again["versions"].get(k) != v}
+    if changed:
+        print("versions differ: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
+    elif not same:
+        print("versions match: on another machine the float rounding of the backward pass can differ in the last "
+              "bits, and sampled rollouts then diverge (benchmarks/testbed/README.md, 'Reproducing a run')")
     return 0 if same else 1
 
 
