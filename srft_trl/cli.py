@@ -21,9 +21,10 @@ import argparse
 import importlib
 import shlex
 import subprocess
-import signal
 import sys
 from typing import Callable, Sequence
+
+from .console import quiet_on_closed_pipe
 
 
 COMMANDS = {
@@ -148,11 +149,9 @@ HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {
 }
 
 
+@quiet_on_closed_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `srft-trl` console command; returns the exit status."""
-    if argv is None and hasattr(signal, "SIGPIPE"):
-        # `srft-trl train --help-all | head`: a closed pipe ends the command quietly, as for other Unix tools.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help"):

@@ -28,6 +28,7 @@ from . import cpu_fsdp, data
 from .callbacks import CompleteCheckpointCallback, ModelCardInCheckpointCallback
 from .checkpoints import (RUN_RECIPE, OutputDirConflict, RunFinished, checkpoint_step, last_complete_checkpoint,
                           remove_checkpoints, resume_point)
+from .console import quiet_on_closed_pipe
 from .files import atomic_write_text
 from .generation import heldout_accuracy
 from .launch import check_optional_dependencies
@@ -296,6 +297,7 @@ def run(args: ParsedArgs) -> dict[str, Any]:
     return metrics
 
 
+@quiet_on_closed_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m srft_trl.train`; returns the exit status (2 and one line for a user error)."""
     argv = list(sys.argv[1:] if argv is None else argv)

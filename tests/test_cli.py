@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -320,6 +321,36 @@ def test_help_piped_into_a_pager_that_closes_early_ends_quietly():
     errors = process.stderr.read().decode()
     process.wait(timeout=60)
     assert "Traceback" not in errors and "BrokenPipeError" not in errors
+
+
+# Every entry point: the console command's subcommands and the `python -m` modules.
+PIPED_COMMANDS = [
+    (["srft_trl.train", "--help"], "usage: srft-trl train --config RECIPE"),
+    (["srft_trl.cli", "train", "--help"], "usage: srft-trl train --config RECIPE"),
+    (["srft_trl.cli", "eval", "--list-benchmarks"], "aime24 "),
+    (["srft_trl.eval", "--list-benchmarks"], "aime24 "),
+    (["srft_trl.analysis", "--help"], "usage: srft-trl analyze"),
+]
+
+
+@pytest.mark.parametrize("command,first_line", PIPED_COMMANDS, ids=[" ".join(c) for c, _ in PIPED_COMMANDS])
+def test_output_piped_into_head_prints_its_first_line_without_a_traceback(command, first_line):
+    """`python -m srft_trl.train --help | head -1` as typed in a shell; then with the reader gone before the first
+    write, so the closed pipe is met every time, not only when head wins the race."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    shell = f"{shlex.quote(sys.executable)} -m {shlex.join(command)} | head -1"
+    piped = subprocess.run(["bash", "-c", shell], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert piped.stdout.startswith(first_line) and piped.stdout.count("\n") == 1, piped.stdout
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        closed = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, env=env, stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    for errors in (piped.stderr, closed.stderr):
+        assert not any(word in errors for word in ("Traceback", "BrokenPipeError", "Exception ignored")), errors
+    assert closed.returncode in (0, 1)  # not killed by SIGPIPE (-13): Python's default is kept for sockets
 
 
 # --------------------------------------------------------------------------------------------

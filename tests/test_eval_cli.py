@@ -6,6 +6,7 @@ Benchmarks are read from local files written in their Hub schemas; nothing is do
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,76 @@ def test_cli_names_a_missing_model_or_data_path_in_one_line(model_dir, tmp_path,
                  "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no.jsonl" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------
+# The quickstart's base (a 256-token context) on prompts it cannot hold: one line, before any generation
+# --------------------------------------------------------------------------------------------
+
+
+def _eval_command(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`srft-trl eval ARGS` as a user types it, in a subprocess, offline."""
+    import os
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=str(ROOT),
+               HF_DATASETS_CACHE=str(tmp_path / "datasets-cache"), TOKENIZERS_PARALLELISM="false")
+    return subprocess.run([sys.executable, "-m", "srft_trl.cli", "eval", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("srft-trl eval: error: ")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    return errors[0]
+
+
+def test_prompts_longer_than_the_quickstart_base_context_fail_in_one_line(tmp_path):
+    # The paper's template alone is longer than the base's 256 positions (one token per byte).
+    out = tmp_path / "out"
+    result = _eval_command(tmp_path, "--model", "digit_chains_base", "--benchmarks", "aime24", "--data-dir", "samples",
+                           "--backend", "transformers", "--n", "1", "--no-progress", "--output-dir", str(out))
+    error = _error_line(result)
+    assert "the model's 256-token context" in error and "aime24 row 1 (id 1) of " in error
+    assert "eval_samples/aime24.jsonl" in error and "this model cannot evaluate this set" in error
+    assert int(re.search(r": (\d+) tokens with --template srft", error).group(1)) > 256
+    assert not (out / "aime24.jsonl").exists() and not (out / "cache").exists()
+
+
+def test_the_context_is_checked_for_every_benchmark_before_any_generation(tmp_path):
+    data = tmp_path / "data"
+    write_jsonl(data / "math500.jsonl", [{"problem": "1+2", "answer": "3"}])
+    write_jsonl(data / "aime24.jsonl", [{"id": 7, "problem": "2+2", "answer": "4"},
+                                        {"id": 8, "problem": "+".join(["1"] * 200), "answer": "200"}])
+    out = tmp_path / "out"
+    result = _eval_command(tmp_path, "--model", "digit_chains_base", "--benchmarks", "math500,aime24",
+                           "--data-dir", str(data), "--template", "none", "--backend", "transformers",
+                           "--max-new-tokens", "8", "--no-progress", "--output-dir", str(out))
+    error = _error_line(result)
+    assert f"aime24 row 2 (id 8) of {data / 'aime24.jsonl'}: 399 tokens" in error and "256-token" in error
+    assert "shorter --template" not in error  # already the shortest
+    assert not (out / "math500.jsonl").exists()  # the benchmark that fits was not generated either
+
+
+def test_context_overflow_error_names_the_budget_that_fits_and_that_budget_runs(tmp_path):
+    common = ["--model", "digit_chains_base", "--benchmarks", "math500", "--data-dir", "samples", "--template", "none",
+              "--backend", "transformers", "--n", "1", "--no-progress", "--context-overflow", "error",
+              "--output-dir", str(tmp_path / "out")]
+    error = _error_line(_eval_command(tmp_path, *common))
+    assert "+ --max-new-tokens 8192 exceeds the model's 256-token context" in error and "math500 row" in error
+    budget = re.search(r"lower --max-new-tokens to (\d+)", error).group(1)
+    result = _eval_command(tmp_path, *common, "--max-new-tokens", budget)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "math500.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and max(row["max_new_tokens"] for row in rows) == int(budget)
+
+
+def test_a_budget_past_the_context_is_cut_with_a_warning_up_front(tmp_path):
+    result = _eval_command(tmp_path, "--model", "digit_chains_base", "--benchmarks", "math500", "--data-dir", "samples",
+                           "--template", "none", "--backend", "transformers", "--n", "1", "--max-new-tokens", "300",
+                           "--no-progress", "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"math500: prompt \+ 300 new tokens exceeds the model's 256-token context for 3 of 3 prompts",
+                     result.stderr)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["benchmarks"]["math500"]["clipped_items"] == 3

@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 
+from ..console import quiet_on_closed_pipe
+
 __all__ = ["build_parser", "main"]
 
 
@@ -259,6 +261,7 @@ def _run(args) -> dict:
     return {"output_dir": args.output_dir, "panels": list(result.curves), "missing": result.missing}
 
 
+@quiet_on_closed_pipe
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `srft-trl analyze` and `python -m srft_trl.analysis`; returns the exit status."""
     args = build_parser().parse_args(argv)

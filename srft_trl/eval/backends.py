@@ -30,6 +30,7 @@ __all__ = [
     "make_backend",
     "resolve_backend_name",
     "generation_budget",
+    "ContextOverflowError",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ class Request:
     seed: int
 
 
+class ContextOverflowError(ValueError):
+    """A prompt (or prompt + budget) that the model's context window cannot hold."""
+
+
 def generation_budget(prompt_len: int, max_new_tokens: int, context_len: int | None, overflow: str = "truncate") -> int:
     """The new-token budget for a prompt of `prompt_len` tokens in a `context_len` window.
 
@@ -68,11 +73,11 @@ def generation_budget(prompt_len: int, max_new_tokens: int, context_len: int | N
         return max_new_tokens
     room = context_len - prompt_len
     if room <= 0:
-        raise ValueError(f"prompt of {prompt_len} tokens does not fit the {context_len}-token context")
+        raise ContextOverflowError(f"prompt of {prompt_len} tokens does not fit the {context_len}-token context")
     if room >= max_new_tokens:
         return max_new_tokens
     if overflow == "error":
-        raise ValueError(
+        raise ContextOverflowError(
             f"prompt ({prompt_len}) + max_new_tokens ({max_new_tokens}) exceeds the model's {context_len}-token "
             "context; raise it (--max-model-len / --hf-overrides, e.g. a RoPE-extended config) or allow truncation"
         )
@@ -84,6 +89,8 @@ class Backend(ABC):
 
     name: str = "backend"
     tokenizer: Any = None
+    max_model_len: int | None = None  # the context window; None: unbounded
+    context_overflow: str = "truncate"
 
     @abstractmethod
     def generate(self, requests: Sequence[Request], sampling: SamplingConfig) -> Iterator[tuple[Request, list[str], dict]]:

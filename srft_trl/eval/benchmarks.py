@@ -28,6 +28,7 @@ __all__ = [
     "register_benchmark",
     "get_benchmark",
     "load_items",
+    "data_file",
     "resolve_field",
     "SAMPLES",
     "samples_dir",
@@ -179,13 +180,8 @@ def resolve_field(row: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def load_rows(benchmark: Benchmark, source: str | Path | None = None):
-    """Return the benchmark's rows as a `datasets.Dataset`, from `source` if given, else the Hub."""
-    import datasets
-
-    if source is None:
-        return datasets.load_dataset(benchmark.hub_id, benchmark.config, split=benchmark.split,
-                                     revision=benchmark.revision)
+def data_file(benchmark: Benchmark, source: str | Path) -> Path:
+    """The local file `source` (a file, a folder, or `SAMPLES`) names for the benchmark."""
     path = Path(source)
     if str(source) == SAMPLES and not path.exists():
         path = samples_dir()
@@ -196,7 +192,17 @@ def load_rows(benchmark: Benchmark, source: str | Path | None = None):
         if not matches:
             raise FileNotFoundError(f"no {benchmark.name}.<{'|'.join(s[1:] for s in LOCAL_FORMATS)}> in {path}")
         path = matches[0]
-    return load_data_file(path)
+    return path
+
+
+def load_rows(benchmark: Benchmark, source: str | Path | None = None):
+    """Return the benchmark's rows as a `datasets.Dataset`, from `source` if given, else the Hub."""
+    import datasets
+
+    if source is None:
+        return datasets.load_dataset(benchmark.hub_id, benchmark.config, split=benchmark.split,
+                                     revision=benchmark.revision)
+    return load_data_file(data_file(benchmark, source))
 
 
 def samples_dir() -> Path:

@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ..console import quiet_on_closed_pipe
+from .backends import ContextOverflowError
 from .benchmarks import BENCHMARKS, SAMPLES
 from .prompts import TEMPLATES, THINK_POLICIES
 from .runner import DEFAULT_BENCHMARKS, evaluate
@@ -122,9 +124,10 @@ def _fail(message: str) -> int:
     return 2
 
 
+@quiet_on_closed_pipe
 def main(argv: list[str] | None = None) -> int:
     """Run `srft-trl eval`; returns the exit status (2 and one line for a user error)."""
-    from ..models import check_model_reference
+    from ..models import check_model_reference, shipped_model
 
     parser = build_parser()
     args = parser.parse_args(_kebab_flags(list(sys.argv[1:] if argv is None else argv), parser))
@@ -139,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--model is required")
     try:
         check_model_reference(args.model, what="--model")
+        shipped = shipped_model(args.model)
     except FileNotFoundError as error:
         return _fail(str(error))
+    args.model_label = args.model if shipped else None  # `digit_chains_base`: results named so, loaded from the package
+    args.model = str(shipped) if shipped else args.model
     unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmarks: {', '.join(unknown)} (see --list-benchmarks)")
@@ -162,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"no such data file or folder: {missing[0]}")
     try:
         summary = _evaluate(args, sources, backend_kwargs)
-    except FileNotFoundError as error:  # a data path or file the user named
+    except (FileNotFoundError, ContextOverflowError) as error:  # a data path, or prompts the model's context can't hold
         return _fail(str(error))
     for name, result in summary["benchmarks"].items():
         print(f"{name}: {result['metric']} = {100 * result['score']:.1f}")
@@ -194,6 +200,7 @@ def _evaluate(args, sources, backend_kwargs) -> dict:
         grade_timeout=args.grade_timeout,
         progress=not args.no_progress,
         backend_kwargs=backend_kwargs,
+        model_label=getattr(args, "model_label", None),
     )
 
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .backends import Backend, Request, SamplingConfig, make_backend
-from .benchmarks import Benchmark, Item, get_benchmark, load_items, metric_name
+from .backends import Backend, ContextOverflowError, Request, SamplingConfig, make_backend
+from .benchmarks import Benchmark, Item, data_file, get_benchmark, load_items, metric_name
 from ..files import atomic_write_text
 from .cache import GenerationCache
 from .grade import PRIMARY_GRADER, BackgroundGrader
@@ -29,7 +29,7 @@ from .metrics import default_ks, mean, mean_pass_at_k
 from .prompts import TEMPLATES, render_prompt, require_think
 from .report import group_averages, markdown_report
 
-__all__ = ["evaluate", "run_benchmark", "request_seed", "DEFAULT_BENCHMARKS"]
+__all__ = ["evaluate", "run_benchmark", "check_context", "request_seed", "DEFAULT_BENCHMARKS"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,41 @@ def run_benchmark(
     return rows, score_benchmark(benchmark, items, graded, n=n, pass_ks=pass_ks,
                                  clipped=sum(records[i.id].get("max_new_tokens", sampling.max_new_tokens)
                                              < sampling.max_new_tokens for i in items))
+
+
+def check_context(backend: Backend, benchmark: Benchmark, items: Sequence[Item], *, template: str,
+                  max_new_tokens: int, origin: str) -> None:
+    """Before any generation: raise `ContextOverflowError` naming the longest prompt when a prompt fills the
+    backend's context window on its own (or, with `context_overflow="error"`, leaves less than `max_new_tokens`);
+    warn when budgets will be cut to fit. `origin` names where the items were read from."""
+    window, tokenizer = backend.max_model_len, backend.tokenizer
+    if window is None or tokenizer is None or not items:
+        return
+    lengths = [len(tokenizer(render_prompt(item, template, tokenizer), add_special_tokens=False)["input_ids"])
+               for item in items]
+    index = max(range(len(items)), key=lengths.__getitem__)
+    longest = lengths[index]
+    if longest + max_new_tokens <= window:
+        return
+    where = f"{benchmark.name} row {index + 1} (id {items[index].id}) of {origin}: {longest} tokens"
+    if longest >= window:
+        shorter = " a shorter --template (own or none)," if template in ("srft", "qwen_math") else ""
+        raise ContextOverflowError(
+            f"{sum(n >= window for n in lengths)} of {len(items)} {benchmark.name} prompts fill the model's "
+            f"{window}-token context on their own, leaving no room for new tokens (longest: {where} with --template "
+            f"{template}); this model cannot evaluate this set: use{shorter} a model with a longer context, "
+            "or leave these rows out"
+        )
+    if backend.context_overflow == "error":
+        raise ContextOverflowError(
+            f"the longest prompt ({where}) + --max-new-tokens {max_new_tokens} exceeds the model's {window}-token "
+            f"context; lower --max-new-tokens to {window - longest}, or drop --context-overflow error to cut "
+            "each budget to fit"
+        )
+    logger.warning("%s: prompt + %d new tokens exceeds the model's %d-token context for %d of %d prompts: their "
+                   "budgets are cut to fit (the longest prompt gets %d; --context-overflow error refuses instead)",
+                   benchmark.name, max_new_tokens, window, sum(n + max_new_tokens > window for n in lengths),
+                   len(items), window - longest)
 
 
 def score_benchmark(
@@ -257,9 +292,15 @@ def evaluate(
         "benchmarks": _previous_results(output_dir, label, settings),
     }
     try:
-        for benchmark in entries:
+        loaded = []
+        for benchmark in entries:  # every benchmark's data and context checked before any generation
+            source = _source(data, benchmark.name)
+            items = load_items(benchmark, source, limit=limit, seed=seed, shuffle=shuffle_options)
+            origin = str(data_file(benchmark, source)) if source is not None else f"the Hub dataset {benchmark.hub_id}"
+            check_context(backend, benchmark, items, template=template, max_new_tokens=max_new_tokens, origin=origin)
+            loaded.append((benchmark, items))
+        for benchmark, items in loaded:
             bench_n = (n.get(benchmark.name) if isinstance(n, Mapping) else n) or benchmark.n
-            items = load_items(benchmark, _source(data, benchmark.name), limit=limit, seed=seed, shuffle=shuffle_options)
             cache = None
             if fingerprint is not None:
                 cache = GenerationCache(cache_root, benchmark.name, {
@@ -274,9 +315,6 @@ def evaluate(
             result["results_file"] = f"{benchmark.name}.jsonl"
             if cache is not None:
                 result["cache"] = str(cache.dir)
-            if result["clipped_items"]:
-                logger.warning("%s: %d items had their generation budget cut by the context window",
-                               benchmark.name, result["clipped_items"])
             atomic_write_text(output_dir / f"{benchmark.name}.jsonl",
                               "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
             summary["benchmarks"][benchmark.name] = result
