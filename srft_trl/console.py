@@ -3,6 +3,7 @@ ends the command quietly, without a BrokenPipeError traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -36,11 +37,8 @@ def quiet_on_closed_pipe(main: Callable[..., int | None]) -> Callable[..., int]:
             if not _stdout_is_a_closed_pipe():  # a socket or a subprocess's pipe: a real failure
                 raise
             # Python flushes stdout again at exit; pointing it at devnull keeps that quiet as well.
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.__stdout__.fileno())
-            except (AttributeError, OSError, ValueError):
-                pass
+            with contextlib.suppress(AttributeError, OSError, ValueError):  # no real stdout left to redirect
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
             return 1
 
     return wrapper
